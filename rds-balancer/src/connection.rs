@@ -1,0 +1,306 @@
+//! [`RdsConnection`] and SeaORM's connection traits on it: routing, then delegation to the
+//! chosen host's pool.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, ExecResult,
+    IsolationLevel, QueryResult, QueryStream, Statement, StreamTrait, TransactionError,
+    TransactionOptions, TransactionTrait,
+};
+use tracing::Instrument;
+
+use crate::classify::Classifier;
+use crate::error::Error;
+use crate::options::RdsConnectionBuilder;
+use crate::pool::{HostPool, InFlight, PoolSet};
+use crate::route::{Decision, Picker, Route, current_route, decide, decide_transaction};
+
+/// A SeaORM connection to a cluster: a writer and its readers, each with its own pool.
+///
+/// Use it wherever SeaORM takes `&impl ConnectionTrait`: every statement is routed by the rules
+/// of the crate documentation (read-only statements to a reader, everything else and every
+/// transaction to the writer). It is a cheap handle (an `Arc` inside): clone it into tasks.
+///
+/// ```no_run
+/// use rds_balancer::RdsConnection;
+/// use sea_orm::{ConnectionTrait, Statement};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let db = RdsConnection::builder()
+///     .writer("postgres://app@127.0.0.1:5432/app")
+///     .reader("postgres://app@127.0.0.1:5433/app")
+///     .build()
+///     .await?;
+/// let backend = db.get_database_backend();
+/// db.execute_raw(Statement::from_string(backend, "UPDATE stock SET n = n - 1")).await?; // writer
+/// db.query_all_raw(Statement::from_string(backend, "SELECT * FROM stock")).await?; // a reader
+/// db.shutdown(std::time::Duration::from_secs(30)).await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RdsConnection {
+    inner: Arc<Inner>,
+}
+
+const _: () = {
+    const fn assert_handle<T: Send + Sync + Clone + 'static>() {}
+    assert_handle::<RdsConnection>();
+};
+
+/// The state shared by every clone of an [`RdsConnection`].
+pub(crate) struct Inner {
+    pub(crate) backend: DatabaseBackend,
+    pub(crate) pools: PoolSet,
+    pub(crate) picker: Picker,
+    pub(crate) fallback_to_writer: bool,
+    pub(crate) classifier: Classifier,
+    /// Set once shutdown begins; checked after a statement is counted in flight.
+    pub(crate) closing: AtomicBool,
+}
+
+impl std::fmt::Debug for RdsConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosts = self.inner.pools.load();
+        let readers: Vec<&str> = hosts.readers.iter().map(|r| r.name()).collect();
+        f.debug_struct("RdsConnection")
+            .field("backend", &self.inner.backend)
+            .field("writer", &hosts.writer.name())
+            .field("readers", &readers)
+            .field("closing", &self.is_shutting_down())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A statement admitted to a host: the in-flight guard and the span it runs in.
+struct Routed {
+    guard: InFlight,
+    span: tracing::Span,
+}
+
+impl Routed {
+    fn host(&self) -> &HostPool {
+        self.guard.host()
+    }
+}
+
+impl RdsConnection {
+    /// Starts building a connection. See [`RdsConnectionBuilder`].
+    ///
+    /// ```
+    /// let builder = rds_balancer::RdsConnection::builder()
+    ///     .writer("postgres://app@127.0.0.1:5432/app")
+    ///     .reader("postgres://app@127.0.0.1:5433/app");
+    /// # let _ = builder;
+    /// ```
+    pub fn builder() -> RdsConnectionBuilder {
+        RdsConnectionBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        RdsConnection { inner: Arc::new(inner) }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// The database backend of the cluster (the writer's).
+    ///
+    /// Inherent so that `db.get_database_backend()` needs no trait in scope and is not ambiguous
+    /// between `ConnectionTrait` and `StreamTrait`.
+    pub fn get_database_backend(&self) -> DatabaseBackend {
+        self.inner.backend
+    }
+
+    /// True once [`shutdown`](Self::shutdown) has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.closing.load(Ordering::SeqCst)
+    }
+
+    /// Routes one statement and admits it to its host.
+    fn route(&self, sql: &str) -> Result<Routed, Error> {
+        let decision = decide(current_route(), sql, self.inner.backend, &self.inner.classifier)?;
+        self.admit(decision, "statement")
+    }
+
+    /// Picks the host for `decision` and counts the work in flight there.
+    fn admit(&self, decision: Decision, operation: &'static str) -> Result<Routed, Error> {
+        let hosts = self.inner.pools.load();
+        let host = match decision.route {
+            Route::Writer => &hosts.writer,
+            Route::Reader => match self.inner.picker.pick(&hosts.readers) {
+                Some(reader) => reader,
+                None if self.inner.fallback_to_writer => &hosts.writer,
+                None => return Err(Error::NoActiveReaders),
+            },
+        };
+        let guard = host.enter();
+        // Counted first, checked second: shutdown sets `closing` and then waits for the counts,
+        // so a statement is either refused here or seen (and awaited) by shutdown.
+        if self.is_shutting_down() {
+            return Err(Error::ShuttingDown);
+        }
+        let span = tracing::debug_span!(
+            "rds_balancer.route",
+            db.operation = operation,
+            db.system = system_name(self.inner.backend),
+            server.host = %host.name(),
+            rds.role = host.role().as_str(),
+            rds.route = decision.route.as_str(),
+            rds.reason = decision.why.as_str(),
+        );
+        Ok(Routed { guard, span })
+    }
+
+    /// Routes a transaction and admits its `BEGIN`; returns the options to open it with.
+    fn route_transaction(&self, mut options: TransactionOptions) -> Result<(Routed, TransactionOptions), Error> {
+        let decision = decide_transaction(current_route(), options.access_mode)?;
+        if decision.route == Route::Reader {
+            options.access_mode = Some(AccessMode::ReadOnly);
+        }
+        Ok((self.admit(decision, "transaction")?, options))
+    }
+}
+
+/// The OpenTelemetry `db.system` name of a backend.
+fn system_name(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => "postgresql",
+        DatabaseBackend::MySql => "mysql",
+        _ => "other_sql",
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for RdsConnection {
+    fn get_database_backend(&self) -> DatabaseBackend {
+        self.inner.backend
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let routed = self.route(&stmt.sql)?;
+        routed.host().conn().execute_raw(stmt).instrument(routed.span.clone()).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let routed = self.route(sql)?;
+        routed.host().conn().execute_unprepared(sql).instrument(routed.span.clone()).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let routed = self.route(&stmt.sql)?;
+        routed.host().conn().query_one_raw(stmt).instrument(routed.span.clone()).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let routed = self.route(&stmt.sql)?;
+        routed.host().conn().query_all_raw(stmt).instrument(routed.span.clone()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for RdsConnection {
+    type Transaction = DatabaseTransaction;
+
+    /// Opens a transaction on the writer (on a reader, read-only, under `Route::Reader`).
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.begin_with_options(TransactionOptions::default()).await
+    }
+
+    /// Opens a transaction; `Some(AccessMode::ReadOnly)` opens it on a reader.
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        let options = TransactionOptions { isolation_level, access_mode, ..Default::default() };
+        self.begin_with_options(options).await
+    }
+
+    async fn begin_with_options(&self, options: TransactionOptions) -> Result<DatabaseTransaction, DbErr> {
+        let (routed, options) = self.route_transaction(options)?;
+        routed.host().conn().begin_with_options(options).instrument(routed.span.clone()).await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.transaction_with_config(callback, None, None).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let options = TransactionOptions { isolation_level, access_mode, ..Default::default() };
+        let (routed, options) = self
+            .route_transaction(options)
+            .map_err(|e| TransactionError::Connection(e.into()))?;
+        // The guard is held for the whole transaction, so shutdown waits for it.
+        routed
+            .host()
+            .conn()
+            .transaction_with_config(callback, options.isolation_level, options.access_mode)
+            .instrument(routed.span.clone())
+            .await
+    }
+}
+
+impl StreamTrait for RdsConnection {
+    type Stream<'a> = RdsStream;
+
+    fn get_database_backend(&self) -> DatabaseBackend {
+        self.inner.backend
+    }
+
+    fn stream_raw<'a>(
+        &'a self,
+        stmt: Statement,
+    ) -> Pin<Box<dyn Future<Output = Result<RdsStream, DbErr>> + 'a + Send>> {
+        Box::pin(async move {
+            let routed = self.route(&stmt.sql)?;
+            let inner = routed.host().conn().stream_raw(stmt).instrument(routed.span.clone()).await?;
+            Ok(RdsStream { inner, _guard: routed.guard })
+        })
+    }
+}
+
+/// The rows of a streamed query ([`StreamTrait::stream_raw`] on an [`RdsConnection`]).
+///
+/// It holds its host's connection, and counts as in flight there, until it is dropped.
+pub struct RdsStream {
+    inner: QueryStream,
+    _guard: InFlight,
+}
+
+impl std::fmt::Debug for RdsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RdsStream").field("host", &self._guard.host().name()).finish_non_exhaustive()
+    }
+}
+
+impl Stream for RdsStream {
+    type Item = Result<QueryResult, DbErr>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.get_mut().inner).poll_next(cx)
+    }
+}

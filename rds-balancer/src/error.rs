@@ -1,0 +1,180 @@
+//! The crate's error type and its stable mapping to and from SeaORM's [`DbErr`].
+
+use std::borrow::Cow;
+
+use sea_orm::DbErr;
+
+/// A `Result` whose error defaults to the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything rds-balancer can fail with.
+///
+/// Inside SeaORM calls (`ConnectionTrait`, `TransactionTrait`, `StreamTrait`) it reaches you as a
+/// [`DbErr`]; [`ErrorKind::of`] recovers the kind from it. No variant carries SQL text, a URL with
+/// credentials, or any other secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No reader is active and `fallback_to_writer(false)` forbids using the writer for reads.
+    #[error("no active reader, and fallback to the writer is disabled")]
+    NoActiveReaders,
+    /// [`RdsConnection::shutdown`](crate::RdsConnection::shutdown) has begun: no new statement or
+    /// transaction is accepted.
+    #[error("the connection is shutting down and accepts no new statements")]
+    ShuttingDown,
+    /// A statement that certainly writes was issued under a reader route (a `#[read_replica]`
+    /// function, `with_route(Route::Reader, ..)` or a `/*@reader*/` hint). Nothing was sent.
+    #[error("refused to send a write to a reader: {why}")]
+    WriteRefused {
+        /// Why the statement counts as a write (the classifier's reason).
+        why: Cow<'static, str>,
+    },
+    /// The options given to the builder cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(Cow<'static, str>),
+    /// A pool to a host could not be opened.
+    #[error("could not connect to {host}: {source}")]
+    Connect {
+        /// The host's endpoint (`host:port`, never credentials).
+        host: String,
+        /// What the driver said.
+        #[source]
+        source: DbErr,
+    },
+    /// The database (or the driver) returned an error for a statement.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// The kind of an [`Error`]: small, `Copy`, and recoverable from a [`DbErr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// See [`Error::NoActiveReaders`].
+    NoActiveReaders,
+    /// See [`Error::ShuttingDown`].
+    ShuttingDown,
+    /// See [`Error::WriteRefused`].
+    WriteRefused,
+    /// See [`Error::Config`].
+    Config,
+    /// See [`Error::Connect`].
+    Connect,
+    /// See [`Error::Db`]: an error from the database itself.
+    Database,
+}
+
+/// Every `DbErr` made from an [`Error`] (other than [`Error::Db`], passed through unchanged)
+/// is a `DbErr::Custom` whose message starts with this prefix, then the kind's code and `] `.
+const PREFIX: &str = "[rds-balancer:";
+
+impl ErrorKind {
+    const ALL: [ErrorKind; 6] = [
+        ErrorKind::NoActiveReaders,
+        ErrorKind::ShuttingDown,
+        ErrorKind::WriteRefused,
+        ErrorKind::Config,
+        ErrorKind::Connect,
+        ErrorKind::Database,
+    ];
+
+    /// A stable snake-case code, used in the `DbErr` message prefix (`[rds-balancer:<code>]`).
+    pub const fn code(self) -> &'static str {
+        match self {
+            ErrorKind::NoActiveReaders => "no_active_readers",
+            ErrorKind::ShuttingDown => "shutting_down",
+            ErrorKind::WriteRefused => "write_refused",
+            ErrorKind::Config => "config",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Database => "database",
+        }
+    }
+
+    /// Recovers the kind of an rds-balancer error from the [`DbErr`] a SeaORM call returned.
+    ///
+    /// Returns `None` for errors that did not come from rds-balancer (the database's own errors).
+    ///
+    /// ```
+    /// use rds_balancer::{Error, ErrorKind};
+    /// use sea_orm::DbErr;
+    ///
+    /// let db_err: DbErr = Error::NoActiveReaders.into();
+    /// assert_eq!(ErrorKind::of(&db_err), Some(ErrorKind::NoActiveReaders));
+    /// assert_eq!(ErrorKind::of(&DbErr::RecordNotFound("cake".into())), None);
+    /// ```
+    pub fn of(err: &DbErr) -> Option<ErrorKind> {
+        let DbErr::Custom(message) = err else {
+            return None;
+        };
+        let rest = message.strip_prefix(PREFIX)?;
+        let (code, _) = rest.split_once(']')?;
+        Self::ALL.into_iter().find(|kind| kind.code() == code)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Error {
+    /// This error's kind.
+    ///
+    /// ```
+    /// assert_eq!(rds_balancer::Error::ShuttingDown.kind(), rds_balancer::ErrorKind::ShuttingDown);
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NoActiveReaders => ErrorKind::NoActiveReaders,
+            Error::ShuttingDown => ErrorKind::ShuttingDown,
+            Error::WriteRefused { .. } => ErrorKind::WriteRefused,
+            Error::Config(_) => ErrorKind::Config,
+            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Db(_) => ErrorKind::Database,
+        }
+    }
+}
+
+impl From<Error> for DbErr {
+    /// The database's own errors pass through unchanged; every other kind becomes a
+    /// `DbErr::Custom("[rds-balancer:<code>] <message>")` that [`ErrorKind::of`] recognises.
+    fn from(err: Error) -> DbErr {
+        match err {
+            Error::Db(db) => db,
+            other => DbErr::Custom(format!("{PREFIX}{}] {other}", other.kind().code())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips_through_db_err() {
+        let errors = [
+            Error::NoActiveReaders,
+            Error::ShuttingDown,
+            Error::WriteRefused { why: "an INSERT".into() },
+            Error::Config("no writer".into()),
+            Error::Connect { host: "127.0.0.1:1".into(), source: DbErr::Custom("refused".into()) },
+        ];
+        for err in errors {
+            let kind = err.kind();
+            let db: DbErr = err.into();
+            assert_eq!(ErrorKind::of(&db), Some(kind), "{db}");
+            assert!(db.to_string().contains(&format!("[rds-balancer:{}]", kind.code())));
+        }
+        assert_eq!(ErrorKind::ALL.len(), 6);
+    }
+
+    #[test]
+    fn database_errors_pass_through_unchanged() {
+        let db: DbErr = Error::Db(DbErr::RecordNotFound("cake".into())).into();
+        assert!(matches!(db, DbErr::RecordNotFound(_)));
+        assert_eq!(ErrorKind::of(&db), None);
+        assert_eq!(ErrorKind::of(&DbErr::Custom("[rds-balancer:nonsense] x".into())), None);
+        assert_eq!(ErrorKind::of(&DbErr::Custom("user text".into())), None);
+    }
+}

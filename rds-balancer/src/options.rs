@@ -1,0 +1,311 @@
+//! [`RdsConnectionBuilder`]: the hosts, pool options and routing options of an
+//! [`RdsConnection`].
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+use crate::classify::Classifier;
+use crate::connection::{Inner, RdsConnection};
+use crate::error::{Error, Result};
+use crate::pool::{HostPool, Hosts, PoolSet, Role};
+use crate::route::{Picker, ReaderSelection};
+
+/// Where a host's pool comes from.
+enum HostSource {
+    /// A database URL; it may hold a password, so it is never printed.
+    Url(String),
+    /// A pool the caller opened.
+    Connection(DatabaseConnection),
+}
+
+impl HostSource {
+    /// How the host is named in logs and errors: `host:port`, never credentials.
+    fn name(&self, fallback: &str) -> String {
+        match self {
+            HostSource::Url(url) => endpoint_of(url),
+            HostSource::Connection(_) => fallback.to_owned(),
+        }
+    }
+}
+
+/// The `host:port` of a database URL, without user name or password.
+pub(crate) fn endpoint_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => match (parsed.host_str(), parsed.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            _ => "<no host>".to_owned(),
+        },
+        Err(_) => "<unparsable url>".to_owned(),
+    }
+}
+
+/// Pool settings applied to every pool the builder opens (named as in SeaORM's
+/// [`ConnectOptions`]).
+#[derive(Debug, Clone, Default)]
+struct PoolOptions {
+    max_connections: Option<u32>,
+    min_connections: Option<u32>,
+    connect_timeout: Option<Duration>,
+    acquire_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    max_lifetime: Option<Duration>,
+    sqlx_logging: Option<bool>,
+}
+
+impl PoolOptions {
+    fn connect_options(&self, url: &str) -> ConnectOptions {
+        let mut options = ConnectOptions::new(url);
+        if let Some(v) = self.max_connections {
+            options.max_connections(v);
+        }
+        if let Some(v) = self.min_connections {
+            options.min_connections(v);
+        }
+        if let Some(v) = self.connect_timeout {
+            options.connect_timeout(v);
+        }
+        if let Some(v) = self.acquire_timeout {
+            options.acquire_timeout(v);
+        }
+        if let Some(v) = self.idle_timeout {
+            options.idle_timeout(v);
+        }
+        if let Some(v) = self.max_lifetime {
+            options.max_lifetime(v);
+        }
+        if let Some(v) = self.sqlx_logging {
+            options.sqlx_logging(v);
+        }
+        options
+    }
+}
+
+/// Builds an [`RdsConnection`] from a writer and any number of readers.
+///
+/// Hosts are given as database URLs (the builder opens a pool for each) or as
+/// [`DatabaseConnection`]s you opened yourself. Created by [`RdsConnection::builder`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rds_balancer::{RdsConnection, ReaderSelection};
+///
+/// # async fn demo() -> rds_balancer::Result<()> {
+/// let db = RdsConnection::builder()
+///     .writer("postgres://app@writer.cluster-x.us-east-1.rds.amazonaws.com/app")
+///     .reader("postgres://app@reader-1.x.us-east-1.rds.amazonaws.com/app")
+///     .reader("postgres://app@reader-2.x.us-east-1.rds.amazonaws.com/app")
+///     .max_connections(20)
+///     .acquire_timeout(Duration::from_secs(5))
+///     .reader_selection(ReaderSelection::PowerOfTwoChoices)
+///     .build()
+///     .await?;
+/// # let _ = db; Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until `build` is awaited"]
+pub struct RdsConnectionBuilder {
+    writer: Option<HostSource>,
+    readers: Vec<HostSource>,
+    pool: PoolOptions,
+    fallback_to_writer: bool,
+    reader_selection: ReaderSelection,
+    classifier: Classifier,
+}
+
+impl std::fmt::Debug for RdsConnectionBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let readers: Vec<String> = self.readers.iter().map(|r| r.name("<connection>")).collect();
+        f.debug_struct("RdsConnectionBuilder")
+            .field("writer", &self.writer.as_ref().map(|w| w.name("<connection>")))
+            .field("readers", &readers)
+            .field("pool", &self.pool)
+            .field("fallback_to_writer", &self.fallback_to_writer)
+            .field("reader_selection", &self.reader_selection)
+            .field("classifier", &self.classifier)
+            .finish()
+    }
+}
+
+impl Default for RdsConnectionBuilder {
+    fn default() -> Self {
+        RdsConnectionBuilder {
+            writer: None,
+            readers: Vec::new(),
+            pool: PoolOptions::default(),
+            fallback_to_writer: true,
+            reader_selection: ReaderSelection::default(),
+            classifier: Classifier::default(),
+        }
+    }
+}
+
+impl RdsConnectionBuilder {
+    /// The writer's database URL. Required (this or [`writer_connection`](Self::writer_connection)).
+    pub fn writer(mut self, url: impl Into<String>) -> Self {
+        self.writer = Some(HostSource::Url(url.into()));
+        self
+    }
+
+    /// Uses a pool you opened as the writer.
+    pub fn writer_connection(mut self, conn: DatabaseConnection) -> Self {
+        self.writer = Some(HostSource::Connection(conn));
+        self
+    }
+
+    /// Adds a reader by database URL. Default: no readers (every statement goes to the writer).
+    pub fn reader(mut self, url: impl Into<String>) -> Self {
+        self.readers.push(HostSource::Url(url.into()));
+        self
+    }
+
+    /// Adds a pool you opened as a reader.
+    pub fn reader_connection(mut self, conn: DatabaseConnection) -> Self {
+        self.readers.push(HostSource::Connection(conn));
+        self
+    }
+
+    /// Maximum connections of each pool the builder opens. Default: SeaORM's (sqlx's 10).
+    pub fn max_connections(mut self, value: u32) -> Self {
+        self.pool.max_connections = Some(value);
+        self
+    }
+
+    /// Minimum idle connections of each pool the builder opens. Default: SeaORM's (0).
+    pub fn min_connections(mut self, value: u32) -> Self {
+        self.pool.min_connections = Some(value);
+        self
+    }
+
+    /// Timeout for opening one connection. Default: SeaORM's.
+    pub fn connect_timeout(mut self, value: Duration) -> Self {
+        self.pool.connect_timeout = Some(value);
+        self
+    }
+
+    /// How long a statement waits for a pooled connection. Default: SeaORM's (sqlx's 30 s).
+    pub fn acquire_timeout(mut self, value: Duration) -> Self {
+        self.pool.acquire_timeout = Some(value);
+        self
+    }
+
+    /// How long a connection may sit idle before it is closed. Default: SeaORM's.
+    pub fn idle_timeout(mut self, value: Duration) -> Self {
+        self.pool.idle_timeout = Some(value);
+        self
+    }
+
+    /// The longest a connection is kept open. Default: SeaORM's.
+    pub fn max_lifetime(mut self, value: Duration) -> Self {
+        self.pool.max_lifetime = Some(value);
+        self
+    }
+
+    /// Whether sqlx logs every statement. Default: SeaORM's (on).
+    pub fn sqlx_logging(mut self, value: bool) -> Self {
+        self.pool.sqlx_logging = Some(value);
+        self
+    }
+
+    /// What a read does when no reader is active: `true` sends it to the writer, `false` fails it
+    /// with [`ErrorKind::NoActiveReaders`](crate::ErrorKind::NoActiveReaders). Default: `true`.
+    pub fn fallback_to_writer(mut self, value: bool) -> Self {
+        self.fallback_to_writer = value;
+        self
+    }
+
+    /// How a reader is chosen. Default: [`ReaderSelection::PowerOfTwoChoices`].
+    pub fn reader_selection(mut self, value: ReaderSelection) -> Self {
+        self.reader_selection = value;
+        self
+    }
+
+    /// The statement classifier, e.g. one that knows your own side-effect functions.
+    /// Default: [`Classifier::new()`].
+    pub fn classifier(mut self, value: Classifier) -> Self {
+        self.classifier = value;
+        self
+    }
+
+    /// Opens the pools and returns the connection.
+    ///
+    /// The writer must be reachable, or this fails with
+    /// [`ErrorKind::Connect`](crate::ErrorKind::Connect). A reader that cannot be reached is
+    /// logged and left out, so an application still starts while a replica is down; reads then
+    /// go to the remaining readers (or follow [`fallback_to_writer`](Self::fallback_to_writer)).
+    pub async fn build(self) -> Result<RdsConnection> {
+        let writer = self
+            .writer
+            .ok_or(Error::Config("no writer: call `writer(url)` or `writer_connection(db)`".into()))?;
+        let writer_name = writer.name("writer");
+        let writer = open(writer, &self.pool)
+            .await
+            .map_err(|source| Error::Connect { host: writer_name.clone(), source })?;
+        let backend = writer.get_database_backend();
+        let writer = HostPool::new(writer_name, Role::Writer, writer);
+
+        let opened = join_all(self.readers.into_iter().enumerate().map(|(i, source)| {
+            let name = source.name(&format!("reader-{}", i + 1));
+            let pool = &self.pool;
+            async move { (open(source, pool).await, name) }
+        }))
+        .await;
+        let mut readers = Vec::with_capacity(opened.len());
+        for (result, name) in opened {
+            match result {
+                Ok(conn) if conn.get_database_backend() != backend => {
+                    return Err(Error::Config(
+                        format!("reader {name} is not the same kind of database as the writer").into(),
+                    ));
+                }
+                Ok(conn) => readers.push(HostPool::new(name, Role::Reader, conn)),
+                Err(error) => {
+                    tracing::warn!(host = %name, %error, "reader unreachable at start-up; it gets no traffic");
+                }
+            }
+        }
+        tracing::info!(writer = %writer.name(), readers = readers.len(), "rds-balancer connected");
+        Ok(RdsConnection::from_inner(Inner {
+            backend,
+            pools: PoolSet::new(Hosts { writer, readers }),
+            picker: Picker::new(self.reader_selection),
+            fallback_to_writer: self.fallback_to_writer,
+            classifier: self.classifier,
+            closing: AtomicBool::new(false),
+        }))
+    }
+}
+
+/// Opens (or takes) one host's pool.
+async fn open(source: HostSource, pool: &PoolOptions) -> std::result::Result<DatabaseConnection, sea_orm::DbErr> {
+    match source {
+        HostSource::Connection(conn) => Ok(conn),
+        HostSource::Url(url) => Database::connect(pool.connect_options(&url)).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_never_show_credentials() {
+        assert_eq!(endpoint_of("postgres://app:s3cret@db.example.com:5433/app"), "db.example.com:5433");
+        assert_eq!(endpoint_of("mysql://root:pw@127.0.0.1/test"), "127.0.0.1");
+        assert_eq!(endpoint_of("not a url s3cret"), "<unparsable url>");
+        let builder = RdsConnection::builder()
+            .writer("postgres://app:s3cret@w.example.com:5432/app")
+            .reader("postgres://app:s3cret@r.example.com:5432/app");
+        let debug = format!("{builder:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("r.example.com:5432"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn building_without_a_writer_is_a_config_error() {
+        let err = RdsConnection::builder().build().await.expect_err("no writer");
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+    }
+}

@@ -1,0 +1,120 @@
+//! One host's pool and the RAII guard that counts the statements running on it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
+
+/// Whether a host is the cluster's writer or one of its readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Role {
+    /// The host that takes writes.
+    Writer,
+    /// A read replica.
+    Reader,
+}
+
+impl Role {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+        }
+    }
+}
+
+/// A host's SeaORM pool, with the count of statements in flight on it.
+pub(crate) struct HostPool {
+    name: Arc<str>,
+    role: Role,
+    conn: DatabaseConnection,
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+impl std::fmt::Debug for HostPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection is left out on purpose: its options may hold a password.
+        f.debug_struct("HostPool")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("in_flight", &self.in_flight())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostPool {
+    pub(crate) fn new(name: impl Into<Arc<str>>, role: Role, conn: DatabaseConnection) -> Arc<Self> {
+        Arc::new(HostPool {
+            name: name.into(),
+            role,
+            conn,
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+        })
+    }
+
+    /// The host's name: its `host:port` endpoint, or `writer` / `reader-N` for a pool the user
+    /// handed over.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+
+    pub(crate) fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Counts one statement as running on this host until the guard drops.
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight { host: Arc::clone(self) }
+    }
+
+    /// Waits until no statement is in flight here, or `timeout` passes. Returns how many are
+    /// still running (0 when drained).
+    pub(crate) async fn drained(&self, timeout: Duration) -> usize {
+        let wait = async {
+            loop {
+                let notified = self.idle.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.in_flight() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(timeout, wait).await;
+        self.in_flight()
+    }
+}
+
+/// Proof that a statement is running on a host; dropping it ends the count.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    host: Arc<HostPool>,
+}
+
+impl InFlight {
+    pub(crate) fn host(&self) -> &Arc<HostPool> {
+        &self.host
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.host.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.host.idle.notify_waiters();
+        }
+    }
+}
