@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseConnectionType};
 
 use crate::classify::Classifier;
 use crate::connection::{Inner, RdsConnection};
@@ -243,7 +243,9 @@ impl RdsConnectionBuilder {
         let writer = open(writer, &self.pool)
             .await
             .map_err(|source| Error::Connect { host: writer_name.clone(), source })?;
-        let backend = writer.get_database_backend();
+        let backend = backend_of(&writer).ok_or(Error::Config(
+            "the writer is not a PostgreSQL or MySQL connection (rds-balancer supports those two)".into(),
+        ))?;
         let writer = HostPool::new(writer_name, Role::Writer, writer);
 
         let opened = join_all(self.readers.into_iter().enumerate().map(|(i, source)| {
@@ -255,7 +257,7 @@ impl RdsConnectionBuilder {
         let mut readers = Vec::with_capacity(opened.len());
         for (result, name) in opened {
             match result {
-                Ok(conn) if conn.get_database_backend() != backend => {
+                Ok(conn) if backend_of(&conn) != Some(backend) => {
                     return Err(Error::Config(
                         format!("reader {name} is not the same kind of database as the writer").into(),
                     ));
@@ -275,6 +277,16 @@ impl RdsConnectionBuilder {
             classifier: self.classifier,
             closing: AtomicBool::new(false),
         }))
+    }
+}
+
+/// The backend of a pool, or `None` for one rds-balancer cannot route (SQLite, mock, or a
+/// `Disconnected` placeholder, on which SeaORM's own `get_database_backend` would panic).
+fn backend_of(conn: &DatabaseConnection) -> Option<DatabaseBackend> {
+    match conn.inner {
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => Some(DatabaseBackend::Postgres),
+        DatabaseConnectionType::SqlxMySqlPoolConnection(_) => Some(DatabaseBackend::MySql),
+        _ => None,
     }
 }
 
@@ -301,6 +313,16 @@ mod tests {
         let debug = format!("{builder:?}");
         assert!(!debug.contains("s3cret"), "{debug}");
         assert!(debug.contains("r.example.com:5432"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn a_disconnected_writer_is_a_config_error_not_a_panic() {
+        let err = RdsConnection::builder()
+            .writer_connection(DatabaseConnection::default())
+            .build()
+            .await
+            .expect_err("disconnected");
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
     }
 
     #[tokio::test]

@@ -1,0 +1,95 @@
+//! Quickstart: a real local PostgreSQL cluster (a primary and two streaming replicas, started by
+//! the test kit), a few SeaORM operations through an `RdsConnection`, and which server ran each.
+//!
+//! Run it with `cargo run -p rds-balancer --example quickstart`.
+#![allow(clippy::print_stdout)]
+
+use std::time::Duration;
+
+use rds_balancer::{RdsConnection, read_replica, writer};
+use rds_balancer_testkit::PgCluster;
+use sea_orm::entity::prelude::*;
+use sea_orm::{AccessMode, ActiveValue::Set, Statement, TransactionTrait};
+
+/// A table whose `served_by` column a trigger fills with the port of the server that wrote it.
+mod cake {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cake")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub name: String,
+        pub served_by: Option<i32>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+const SCHEMA: &str = "
+CREATE TABLE cake (id serial PRIMARY KEY, name text NOT NULL, served_by int);
+CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.served_by := inet_server_port(); RETURN NEW; END $$;
+CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON cake FOR EACH ROW EXECUTE FUNCTION stamp();";
+
+/// Asks the server that `db` routes a plain read to for its port.
+async fn who_reads(db: &impl ConnectionTrait) -> Result<i32, DbErr> {
+    let sql = "SELECT inet_server_port() AS port";
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await?;
+    row.ok_or(DbErr::RecordNotFound("no row".into()))?.try_get("", "port")
+}
+
+#[writer]
+async fn fresh_read(db: &RdsConnection) -> Result<i32, DbErr> {
+    who_reads(db).await
+}
+
+#[read_replica]
+async fn report(db: &RdsConnection) -> Result<(usize, i32), DbErr> {
+    Ok((cake::Entity::find().all(db).await?.len(), who_reads(db).await?))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = PgCluster::start(2)?;
+    cluster.psql("postgres", SCHEMA)?;
+    cluster.wait_replicated(Duration::from_secs(30))?;
+    let name = |port: i32| {
+        let node = u16::try_from(port).ok().and_then(|p| cluster.node_by_port(p));
+        node.map_or_else(|| format!("port {port}"), |n| format!("{} (port {port})", n.name()))
+    };
+
+    let db = RdsConnection::builder()
+        .writer(cluster.primary().url("postgres"))
+        .reader(cluster.replicas()[0].url("postgres"))
+        .reader(cluster.replicas()[1].url("postgres"))
+        .sqlx_logging(false)
+        .build()
+        .await?;
+
+    let cake = cake::ActiveModel { name: Set("sponge".into()), ..Default::default() }.insert(&db).await?;
+    println!("INSERT .. RETURNING (ActiveModel::insert) -> {}", name(cake.served_by.unwrap_or(0)));
+    for _ in 0..3 {
+        println!("SELECT (plain read)                      -> {}", name(who_reads(&db).await?));
+    }
+
+    let txn = db.begin().await?;
+    println!("SELECT inside a transaction              -> {}", name(who_reads(&txn).await?));
+    txn.commit().await?;
+    let txn = db.begin_with_config(None, Some(AccessMode::ReadOnly)).await?;
+    println!("SELECT in a read-only transaction        -> {}", name(who_reads(&txn).await?));
+    txn.commit().await?;
+
+    println!("SELECT in a #[writer] fn                 -> {}", name(fresh_read(&db).await?));
+    cluster.wait_replicated(Duration::from_secs(30))?;
+    let (cakes, port) = report(&db).await?;
+    println!("Entity::find in a #[read_replica] fn     -> {} ({cakes} cake)", name(port));
+
+    let report = db.shutdown(Duration::from_secs(5)).await;
+    println!("shutdown: drained = {}", report.drained);
+    Ok(())
+}
