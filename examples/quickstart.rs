@@ -12,6 +12,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::{AccessMode, ActiveValue::Set, Statement, TransactionTrait};
 
 /// A table whose `served_by` column a trigger fills with the port of the server that wrote it.
+#[allow(unreachable_pub)]
 mod cake {
     use sea_orm::entity::prelude::*;
 
@@ -73,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let cake = cake::ActiveModel { name: Set("sponge".into()), ..Default::default() }.insert(&db).await?;
     println!("INSERT .. RETURNING (ActiveModel::insert) -> {}", name(cake.served_by.unwrap_or(0)));
-    for _ in 0..3 {
+    for _ in 0..4 {
         println!("SELECT (plain read)                      -> {}", name(who_reads(&db).await?));
     }
 

@@ -1,0 +1,89 @@
+//! Real local database clusters for rds-balancer's tests and examples (not published).
+//!
+//! [`PgCluster::start`] runs a PostgreSQL primary and N streaming replicas on loopback ports in
+//! a temporary directory, in a few seconds, with no Docker: `initdb`, `pg_basebackup -R -X
+//! stream` and `postgres` from the local installation (the newest `/usr/lib/postgresql/*/bin`,
+//! else `pg_config --bindir`, else `PATH`). When those are missing it fails, never skips, with an
+//! error naming the fix: `apt-get update && apt-get install -y postgresql` ([`INSTALL_HINT`]).
+//!
+//! The API is blocking; call it from synchronous tests, or from async code where a short block
+//! is acceptable (set-up, fault injection), or wrap it in `spawn_blocking`.
+//!
+//! # Sharing a cluster
+//!
+//! Tests that leave the cluster as they found it share one per test binary, each in its own
+//! database; a `static` is never dropped, so the servers are stopped and the directory removed by
+//! the cluster's supervisor process when the test process exits (however it exits).
+//!
+//! ```no_run
+//! use std::sync::OnceLock;
+//! use std::time::Duration;
+//!
+//! use rds_balancer_testkit::{PgCluster, SERVER_PORT_SQL};
+//!
+//! fn cluster() -> &'static PgCluster {
+//!     static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+//!     CLUSTER.get_or_init(|| match PgCluster::start(2) {
+//!         Ok(cluster) => cluster,
+//!         Err(err) => panic!("could not start the PostgreSQL test cluster: {err}"),
+//!     })
+//! }
+//!
+//! # fn main() -> Result<(), rds_balancer_testkit::Error> {
+//! let cluster = cluster();
+//! cluster.create_database("reads_go_to_replicas")?;
+//! cluster.psql("reads_go_to_replicas", "CREATE TABLE t (id int); INSERT INTO t VALUES (1)")?;
+//! cluster.wait_replicated(Duration::from_secs(30))?;
+//! for replica in cluster.replicas() {
+//!     // Connect your code under test to `replica.url(db)` / `cluster.primary().url(db)`, and ask
+//!     // the server who answered:
+//!     let port = replica.psql("reads_go_to_replicas", SERVER_PORT_SQL)?;
+//!     assert_eq!(port, replica.port().to_string());
+//!     assert_eq!(replica.psql("reads_go_to_replicas", "SELECT count(*) FROM t")?, "1");
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Faults
+//!
+//! A test that changes the cluster starts its own, and drops it at the end:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use rds_balancer_testkit::PgCluster;
+//!
+//! # fn main() -> Result<(), rds_balancer_testkit::Error> {
+//! let cluster = PgCluster::start(2)?;
+//! cluster.replicas()[1].pause()?; // a black hole: connections hang
+//! cluster.replicas()[1].resume()?;
+//! cluster.primary().kill()?; // the writer crashes ...
+//! cluster.promote(0)?; // ... and replica-1 takes over; replica-2 follows it
+//! assert_eq!(cluster.primary().name(), "replica-1");
+//! cluster.psql("postgres", "CREATE TABLE after_failover (id int)")?;
+//! cluster.wait_replicated(Duration::from_secs(30))?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Processes and clean-up
+//!
+//! When the test process is root (as in CI), every server and tool runs as the `postgres` OS
+//! user, since `initdb` refuses root. Each server is a direct child of the test process, started
+//! as `postgres -D <dir>/<node>/data` (not daemonized), listening on 127.0.0.1 only, with its unix
+//! socket in `<dir>/<node>/sock` and its log in `<dir>/<node>/postgres.log`. Beside the servers,
+//! each cluster runs a small `sh` supervisor that stops them and removes the directory as soon as
+//! the test process is gone, even when it was killed with `SIGKILL`.
+
+mod error;
+mod net;
+mod pg;
+mod process;
+mod supervisor;
+
+pub use self::error::{Error, INSTALL_HINT};
+pub use self::pg::{PgCluster, PgNode};
+
+/// A query whose one row's `port` column is the port of the server that ran it: how tests ask
+/// "who served this" (compare with [`PgNode::port`] or look it up with
+/// [`PgCluster::node_by_port`]).
+pub const SERVER_PORT_SQL: &str = "SELECT inet_server_port() AS port";

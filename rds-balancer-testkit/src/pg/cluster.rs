@@ -1,0 +1,215 @@
+//! A PostgreSQL primary with streaming replicas in a temporary directory.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::bin::PgBin;
+use super::{Ctx, PgNode};
+use crate::error::Error;
+use crate::net::free_port;
+use crate::process::RunAs;
+use crate::supervisor::Supervisor;
+
+/// How long the set-up steps that wait on replication may take.
+pub(super) const REPLICATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A real PostgreSQL primary with N streaming replicas, each on its own loopback port, in a
+/// temporary directory. See the [crate docs](crate) for an example.
+///
+/// Every server runs as the `postgres` OS user when the test process is root (as in CI), else
+/// as the current user. Dropping the cluster stops every server (fast shutdown) and removes the
+/// directory; if the process dies without dropping it (a `static`, `process::exit`, an abort, a
+/// `SIGKILL`), a supervisor process does the same.
+pub struct PgCluster {
+    pub(super) ctx: Arc<Ctx>,
+    /// Roles at start; then one slot per promotion (each promotion uses up a replica).
+    pub(super) initial: Layout,
+    pub(super) promoted: Box<[OnceLock<Layout>]>,
+    /// 0 for `initial`, k for `promoted[k - 1]`.
+    pub(super) current: AtomicUsize,
+    pub(super) promote_lock: Mutex<()>,
+    teardown: Teardown,
+}
+
+/// Who is primary and who replicates from it.
+#[derive(Debug)]
+pub(super) struct Layout {
+    pub(super) primary: PgNode,
+    pub(super) replicas: Box<[PgNode]>,
+}
+
+/// Stops the nodes (fast shutdown), then ends the supervisor (which removes the directory),
+/// then removes whatever is left of the directory. Also the clean-up of a failed `start`.
+struct Teardown {
+    nodes: Vec<PgNode>,
+    supervisor: Option<Supervisor>,
+    dir: Option<TempDir>,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        PgNode::stop_all(&self.nodes);
+        drop(self.supervisor.take());
+        drop(self.dir.take());
+    }
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<PgCluster>();
+    assert_send_sync::<PgNode>();
+};
+
+impl PgCluster {
+    /// Starts a primary and `replicas` streaming replicas and returns once every replica is
+    /// streaming from the primary and in recovery.
+    ///
+    /// Fails with [`Error::PostgresNotInstalled`] (whose message holds the install command) when
+    /// the PostgreSQL server binaries are missing.
+    pub fn start(replicas: usize) -> Result<PgCluster, Error> {
+        let bin = PgBin::find()?;
+        let run_as = RunAs::server_user("postgres")?;
+        let dir = tempfile::Builder::new()
+            .prefix("rds-balancer-pg-")
+            .tempdir()
+            .map_err(|e| Error::io("could not create a temporary directory", e))?;
+        run_as.chown(dir.path())?;
+        let supervisor = Supervisor::spawn(dir.path(), &run_as, "INT")?;
+        let ctx = Arc::new(Ctx {
+            bin,
+            run_as,
+            root: dir.path().to_path_buf(),
+        });
+        let mut teardown = Teardown {
+            nodes: Vec::new(),
+            supervisor: Some(supervisor),
+            dir: Some(dir),
+        };
+
+        PgNode::new(Arc::clone(&ctx), "primary", 0).init_primary()?;
+        let primary = start_on_free_port(&ctx, "primary")?;
+        teardown.nodes.push(primary.handle());
+
+        let results: Vec<Result<PgNode, Error>> = thread::scope(|scope| {
+            let workers: Vec<_> = (1..=replicas)
+                .map(|i| {
+                    let (ctx, primary) = (&ctx, &primary);
+                    scope.spawn(move || {
+                        let name = format!("replica-{i}");
+                        PgNode::new(Arc::clone(ctx), &name, 0).base_backup(primary)?;
+                        start_on_free_port(ctx, &name)
+                    })
+                })
+                .collect();
+            let panicked = || {
+                Error::io(
+                    "a replica set-up thread panicked",
+                    std::io::Error::other("panic"),
+                )
+            };
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|_| Err(panicked())))
+                .collect()
+        });
+        let mut replica_nodes = Vec::with_capacity(replicas);
+        for result in results {
+            let node = result?;
+            teardown.nodes.push(node.handle());
+            replica_nodes.push(node);
+        }
+        super::replication::wait_streaming(&primary, &replica_nodes, REPLICATION_TIMEOUT)?;
+        Ok(PgCluster {
+            ctx,
+            initial: Layout {
+                primary,
+                replicas: replica_nodes.into(),
+            },
+            promoted: (0..replicas).map(|_| OnceLock::new()).collect(),
+            current: AtomicUsize::new(0),
+            promote_lock: Mutex::new(()),
+            teardown,
+        })
+    }
+
+    pub(super) fn layout(&self) -> &Layout {
+        match self.current.load(Ordering::Acquire) {
+            0 => &self.initial,
+            k => self
+                .promoted
+                .get(k - 1)
+                .and_then(OnceLock::get)
+                .unwrap_or(&self.initial),
+        }
+    }
+
+    /// The current primary (after [`promote`](Self::promote), the promoted node).
+    pub fn primary(&self) -> &PgNode {
+        &self.layout().primary
+    }
+
+    /// The current replicas, in creation order. A promoted replica leaves this list, and so
+    /// does the primary it replaced.
+    pub fn replicas(&self) -> &[PgNode] {
+        &self.layout().replicas
+    }
+
+    /// Every node ever started in this cluster (a replaced primary included), in creation order:
+    /// `primary`, `replica-1`, ...
+    pub fn nodes(&self) -> impl Iterator<Item = &PgNode> {
+        self.teardown.nodes.iter()
+    }
+
+    /// The node listening on `port`, e.g. the answer to [`SERVER_PORT_SQL`](crate::SERVER_PORT_SQL).
+    pub fn node_by_port(&self, port: u16) -> Option<&PgNode> {
+        self.nodes().find(|node| node.port() == port)
+    }
+
+    /// The cluster's temporary directory (one sub-directory per node).
+    pub fn dir(&self) -> &Path {
+        &self.ctx.root
+    }
+
+    /// Creates database `name` on the primary and waits until every answering replica has it.
+    pub fn create_database(&self, name: &str) -> Result<(), Error> {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        self.psql("postgres", &format!("CREATE DATABASE {quoted}"))?;
+        self.wait_replicated(REPLICATION_TIMEOUT)
+    }
+
+    /// Runs admin SQL on the primary in database `db`; see [`PgNode::psql`].
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String, Error> {
+        self.primary().psql(db, sql)
+    }
+}
+
+/// Starts the prepared node `name` on a free port, picking another when the port was taken
+/// between choosing and binding it.
+fn start_on_free_port(ctx: &Arc<Ctx>, name: &str) -> Result<PgNode, Error> {
+    let mut attempt = 1;
+    loop {
+        let node = PgNode::new(Arc::clone(ctx), name, free_port()?);
+        match node.start() {
+            Err(err) if err.is_port_conflict() && attempt < 5 => attempt += 1,
+            result => return result.map(|()| node),
+        }
+    }
+}
+
+impl fmt::Debug for PgCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgCluster")
+            .field("dir", &self.ctx.root)
+            .field("bin", &self.ctx.bin.dir())
+            .field("version", &self.ctx.bin.major())
+            .field("primary", self.primary())
+            .field("replicas", &self.replicas())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,148 @@
+//! Replication: waiting for replicas to catch up, and promoting one.
+
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::cluster::{Layout, REPLICATION_TIMEOUT};
+use super::{PgCluster, PgNode};
+use crate::error::Error;
+use crate::process::run_ok;
+
+impl PgCluster {
+    /// Waits until every replica that is running and not paused has replayed all the WAL the
+    /// primary has written so far (commits made with `synchronous_commit = off` included).
+    pub fn wait_replicated(&self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let left = || {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100))
+        };
+        let primary = self.primary();
+        // A synchronous commit flushes the WAL of every earlier (asynchronous) commit too, so the
+        // flush position then covers all of it, and it always ends a record.
+        primary.psql_with_timeout(
+            "postgres",
+            "SET synchronous_commit = on; SELECT txid_current()",
+            left(),
+        )?;
+        let lsn =
+            primary.psql_with_timeout("postgres", "SELECT pg_current_wal_flush_lsn()", left())?;
+        let sql =
+            format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn, pg_last_wal_replay_lsn()");
+        for replica in self.replicas().iter().filter(|r| r.is_answering()) {
+            loop {
+                let out = replica.psql_with_timeout("postgres", &sql, left())?;
+                if out.starts_with("t|") {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    let at = out.split('|').nth(1).unwrap_or("?");
+                    let what = format!(
+                        "{} to replay up to {lsn} of {} (it is at {at})",
+                        replica.name(),
+                        primary.name()
+                    );
+                    return Err(Error::Timeout {
+                        what,
+                        after: timeout,
+                    });
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(())
+    }
+
+    /// Promotes `replicas()[replica]` to primary (`pg_ctl promote`, waiting until it accepts
+    /// writes) and re-points the other replicas at it (`ALTER SYSTEM SET primary_conninfo` +
+    /// reload; they follow the new timeline), then waits until the answering ones stream from it.
+    ///
+    /// Afterwards [`primary`](Self::primary) is the promoted node and [`replicas`](Self::replicas)
+    /// the others; the former primary is in neither list (it is left as it is: stop or kill it
+    /// first to simulate a failover, or it goes on as a diverged second primary).
+    pub fn promote(&self, replica: usize) -> Result<(), Error> {
+        let _guard = self
+            .promote_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let k = self.current.load(Ordering::Acquire);
+        let layout = self.layout();
+        let no_such = Error::NoSuchReplica {
+            index: replica,
+            count: layout.replicas.len(),
+        };
+        let (Some(target), Some(slot)) = (layout.replicas.get(replica), self.promoted.get(k))
+        else {
+            return Err(no_such);
+        };
+        let ctx = &self.ctx;
+        let mut cmd = ctx.run_as.command(ctx.bin.tool("pg_ctl"), &ctx.root);
+        cmd.args(["promote", "-w", "-t", "60", "-D"])
+            .arg(target.data_dir());
+        run_ok(
+            cmd,
+            &format!("pg_ctl promote of {}", target.name()),
+            REPLICATION_TIMEOUT,
+        )?;
+        // The promotion happened: record the new roles before anything else can fail.
+        let others: Vec<PgNode> = layout
+            .replicas
+            .iter()
+            .filter(|r| r.port() != target.port())
+            .map(PgNode::handle)
+            .collect();
+        let next = Layout {
+            primary: target.handle(),
+            replicas: others.into(),
+        };
+        if slot.set(next).is_err() {
+            return Err(no_such);
+        }
+        self.current.store(k + 1, Ordering::Release);
+        for other in self.replicas() {
+            other.follow(target)?;
+        }
+        wait_streaming(self.primary(), self.replicas(), REPLICATION_TIMEOUT)
+    }
+}
+
+/// Waits until `primary` lists every answering replica as streaming and each is in recovery.
+pub(super) fn wait_streaming(
+    primary: &PgNode,
+    replicas: &[PgNode],
+    timeout: Duration,
+) -> Result<(), Error> {
+    let deadline = Instant::now() + timeout;
+    let expected: Vec<&PgNode> = replicas.iter().filter(|r| r.is_answering()).collect();
+    let sql = "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'";
+    loop {
+        let out = primary.psql("postgres", sql)?;
+        let streaming: Vec<&str> = out.lines().collect();
+        if expected.iter().all(|r| streaming.contains(&r.name())) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let names: Vec<&str> = expected.iter().map(|r| r.name()).collect();
+            let what = format!(
+                "{names:?} to stream from {} (streaming: {streaming:?})",
+                primary.name()
+            );
+            return Err(Error::Timeout {
+                what,
+                after: timeout,
+            });
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    for replica in expected {
+        let in_recovery = replica.psql("postgres", "SELECT pg_is_in_recovery()")?;
+        if in_recovery != "t" {
+            return Err(Error::Unexpected {
+                what: format!("{} streams but is not in recovery", replica.name()),
+            });
+        }
+    }
+    Ok(())
+}
