@@ -40,8 +40,11 @@ CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON cake FOR EACH ROW EXECUTE FUNCTI
 /// Asks the server that `db` routes a plain read to for its port.
 async fn who_reads(db: &impl ConnectionTrait) -> Result<i32, DbErr> {
     let sql = "SELECT inet_server_port() AS port";
-    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await?;
-    row.ok_or(DbErr::RecordNotFound("no row".into()))?.try_get("", "port")
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?;
+    row.ok_or(DbErr::RecordNotFound("no row".into()))?
+        .try_get("", "port")
 }
 
 #[writer]
@@ -51,7 +54,10 @@ async fn fresh_read(db: &RdsConnection) -> Result<i32, DbErr> {
 
 #[read_replica]
 async fn report(db: &RdsConnection) -> Result<(usize, i32), DbErr> {
-    Ok((cake::Entity::find().all(db).await?.len(), who_reads(db).await?))
+    Ok((
+        cake::Entity::find().all(db).await?.len(),
+        who_reads(db).await?,
+    ))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -60,8 +66,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cluster.psql("postgres", SCHEMA)?;
     cluster.wait_replicated(Duration::from_secs(30))?;
     let name = |port: i32| {
-        let node = u16::try_from(port).ok().and_then(|p| cluster.node_by_port(p));
-        node.map_or_else(|| format!("port {port}"), |n| format!("{} (port {port})", n.name()))
+        let node = u16::try_from(port)
+            .ok()
+            .and_then(|p| cluster.node_by_port(p));
+        node.map_or_else(
+            || format!("port {port}"),
+            |n| format!("{} (port {port})", n.name()),
+        )
     };
 
     let db = RdsConnection::builder()
@@ -72,23 +83,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()
         .await?;
 
-    let cake = cake::ActiveModel { name: Set("sponge".into()), ..Default::default() }.insert(&db).await?;
-    println!("INSERT .. RETURNING (ActiveModel::insert) -> {}", name(cake.served_by.unwrap_or(0)));
+    let cake = cake::ActiveModel {
+        name: Set("sponge".into()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await?;
+    println!(
+        "INSERT .. RETURNING (ActiveModel::insert) -> {}",
+        name(cake.served_by.unwrap_or(0))
+    );
     for _ in 0..4 {
-        println!("SELECT (plain read)                      -> {}", name(who_reads(&db).await?));
+        println!(
+            "SELECT (plain read)                      -> {}",
+            name(who_reads(&db).await?)
+        );
     }
 
     let txn = db.begin().await?;
-    println!("SELECT inside a transaction              -> {}", name(who_reads(&txn).await?));
+    println!(
+        "SELECT inside a transaction              -> {}",
+        name(who_reads(&txn).await?)
+    );
     txn.commit().await?;
-    let txn = db.begin_with_config(None, Some(AccessMode::ReadOnly)).await?;
-    println!("SELECT in a read-only transaction        -> {}", name(who_reads(&txn).await?));
+    let txn = db
+        .begin_with_config(None, Some(AccessMode::ReadOnly))
+        .await?;
+    println!(
+        "SELECT in a read-only transaction        -> {}",
+        name(who_reads(&txn).await?)
+    );
     txn.commit().await?;
 
-    println!("SELECT in a #[writer] fn                 -> {}", name(fresh_read(&db).await?));
+    println!(
+        "SELECT in a #[writer] fn                 -> {}",
+        name(fresh_read(&db).await?)
+    );
     cluster.wait_replicated(Duration::from_secs(30))?;
     let (cakes, port) = report(&db).await?;
-    println!("Entity::find in a #[read_replica] fn     -> {} ({cakes} cake)", name(port));
+    println!(
+        "Entity::find in a #[read_replica] fn     -> {} ({cakes} cake)",
+        name(port)
+    );
 
     let report = db.shutdown(Duration::from_secs(5)).await;
     println!("shutdown: drained = {}", report.drained);

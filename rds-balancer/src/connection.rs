@@ -103,7 +103,9 @@ impl RdsConnection {
     }
 
     pub(crate) fn from_inner(inner: Inner) -> Self {
-        RdsConnection { inner: Arc::new(inner) }
+        RdsConnection {
+            inner: Arc::new(inner),
+        }
     }
 
     pub(crate) fn inner(&self) -> &Inner {
@@ -125,7 +127,12 @@ impl RdsConnection {
 
     /// Routes one statement and admits it to its host.
     fn route(&self, sql: &str) -> Result<Routed, Error> {
-        let decision = decide(current_route(), sql, self.inner.backend, &self.inner.classifier)?;
+        let decision = decide(
+            current_route(),
+            sql,
+            self.inner.backend,
+            &self.inner.classifier,
+        )?;
         self.admit(decision, "statement")
     }
 
@@ -159,7 +166,10 @@ impl RdsConnection {
     }
 
     /// Routes a transaction and admits its `BEGIN`; returns the options to open it with.
-    fn route_transaction(&self, mut options: TransactionOptions) -> Result<(Routed, TransactionOptions), Error> {
+    fn route_transaction(
+        &self,
+        mut options: TransactionOptions,
+    ) -> Result<(Routed, TransactionOptions), Error> {
         let decision = decide_transaction(current_route(), options.access_mode)?;
         if decision.route == Route::Reader {
             options.access_mode = Some(AccessMode::ReadOnly);
@@ -185,22 +195,42 @@ impl ConnectionTrait for RdsConnection {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let routed = self.route(&stmt.sql)?;
-        routed.host().conn().execute_raw(stmt).instrument(routed.span.clone()).await
+        routed
+            .host()
+            .conn()
+            .execute_raw(stmt)
+            .instrument(routed.span.clone())
+            .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let routed = self.route(sql)?;
-        routed.host().conn().execute_unprepared(sql).instrument(routed.span.clone()).await
+        routed
+            .host()
+            .conn()
+            .execute_unprepared(sql)
+            .instrument(routed.span.clone())
+            .await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let routed = self.route(&stmt.sql)?;
-        routed.host().conn().query_one_raw(stmt).instrument(routed.span.clone()).await
+        routed
+            .host()
+            .conn()
+            .query_one_raw(stmt)
+            .instrument(routed.span.clone())
+            .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let routed = self.route(&stmt.sql)?;
-        routed.host().conn().query_all_raw(stmt).instrument(routed.span.clone()).await
+        routed
+            .host()
+            .conn()
+            .query_all_raw(stmt)
+            .instrument(routed.span.clone())
+            .await
     }
 }
 
@@ -219,18 +249,32 @@ impl TransactionTrait for RdsConnection {
         isolation_level: Option<IsolationLevel>,
         access_mode: Option<AccessMode>,
     ) -> Result<DatabaseTransaction, DbErr> {
-        let options = TransactionOptions { isolation_level, access_mode, ..Default::default() };
+        let options = TransactionOptions {
+            isolation_level,
+            access_mode,
+            ..Default::default()
+        };
         self.begin_with_options(options).await
     }
 
-    async fn begin_with_options(&self, options: TransactionOptions) -> Result<DatabaseTransaction, DbErr> {
+    async fn begin_with_options(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
         let (routed, options) = self.route_transaction(options)?;
-        routed.host().conn().begin_with_options(options).instrument(routed.span.clone()).await
+        routed
+            .host()
+            .conn()
+            .begin_with_options(options)
+            .instrument(routed.span.clone())
+            .await
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
     where
-        F: for<'c> FnOnce(&'c DatabaseTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
             + Send,
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
@@ -245,12 +289,18 @@ impl TransactionTrait for RdsConnection {
         access_mode: Option<AccessMode>,
     ) -> Result<T, TransactionError<E>>
     where
-        F: for<'c> FnOnce(&'c DatabaseTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
             + Send,
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        let options = TransactionOptions { isolation_level, access_mode, ..Default::default() };
+        let options = TransactionOptions {
+            isolation_level,
+            access_mode,
+            ..Default::default()
+        };
         let (routed, options) = self
             .route_transaction(options)
             .map_err(|e| TransactionError::Connection(e.into()))?;
@@ -277,8 +327,16 @@ impl StreamTrait for RdsConnection {
     ) -> Pin<Box<dyn Future<Output = Result<RdsStream, DbErr>> + 'a + Send>> {
         Box::pin(async move {
             let routed = self.route(&stmt.sql)?;
-            let inner = routed.host().conn().stream_raw(stmt).instrument(routed.span.clone()).await?;
-            Ok(RdsStream { inner, _guard: routed.guard })
+            let inner = routed
+                .host()
+                .conn()
+                .stream_raw(stmt)
+                .instrument(routed.span.clone())
+                .await?;
+            Ok(RdsStream {
+                inner,
+                _guard: routed.guard,
+            })
         })
     }
 }
@@ -293,7 +351,9 @@ pub struct RdsStream {
 
 impl std::fmt::Debug for RdsStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RdsStream").field("host", &self._guard.host().name()).finish_non_exhaustive()
+        f.debug_struct("RdsStream")
+            .field("host", &self._guard.host().name())
+            .finish_non_exhaustive()
     }
 }
 

@@ -156,15 +156,23 @@ mod tests {
         let errors = [
             Error::NoActiveReaders,
             Error::ShuttingDown,
-            Error::WriteRefused { why: "an INSERT".into() },
+            Error::WriteRefused {
+                why: "an INSERT".into(),
+            },
             Error::Config("no writer".into()),
-            Error::Connect { host: "127.0.0.1:1".into(), source: DbErr::Custom("refused".into()) },
+            Error::Connect {
+                host: "127.0.0.1:1".into(),
+                source: DbErr::Custom("refused".into()),
+            },
         ];
         for err in errors {
             let kind = err.kind();
             let db: DbErr = err.into();
             assert_eq!(ErrorKind::of(&db), Some(kind), "{db}");
-            assert!(db.to_string().contains(&format!("[rds-balancer:{}]", kind.code())));
+            assert!(
+                db.to_string()
+                    .contains(&format!("[rds-balancer:{}]", kind.code()))
+            );
         }
         assert_eq!(ErrorKind::ALL.len(), 6);
     }
@@ -174,7 +182,10 @@ mod tests {
         let db: DbErr = Error::Db(DbErr::RecordNotFound("cake".into())).into();
         assert!(matches!(db, DbErr::RecordNotFound(_)));
         assert_eq!(ErrorKind::of(&db), None);
-        assert_eq!(ErrorKind::of(&DbErr::Custom("[rds-balancer:nonsense] x".into())), None);
+        assert_eq!(
+            ErrorKind::of(&DbErr::Custom("[rds-balancer:nonsense] x".into())),
+            None
+        );
         assert_eq!(ErrorKind::of(&DbErr::Custom("user text".into())), None);
     }
 }

@@ -5,7 +5,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseConnectionType};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseConnectionType,
+};
 
 use crate::classify::Classifier;
 use crate::connection::{Inner, RdsConnection};
@@ -117,9 +119,16 @@ pub struct RdsConnectionBuilder {
 
 impl std::fmt::Debug for RdsConnectionBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let readers: Vec<String> = self.readers.iter().map(|r| r.name("<connection>")).collect();
+        let readers: Vec<String> = self
+            .readers
+            .iter()
+            .map(|r| r.name("<connection>"))
+            .collect();
         f.debug_struct("RdsConnectionBuilder")
-            .field("writer", &self.writer.as_ref().map(|w| w.name("<connection>")))
+            .field(
+                "writer",
+                &self.writer.as_ref().map(|w| w.name("<connection>")),
+            )
             .field("readers", &readers)
             .field("pool", &self.pool)
             .field("fallback_to_writer", &self.fallback_to_writer)
@@ -236,15 +245,19 @@ impl RdsConnectionBuilder {
     /// logged and left out, so an application still starts while a replica is down; reads then
     /// go to the remaining readers (or follow [`fallback_to_writer`](Self::fallback_to_writer)).
     pub async fn build(self) -> Result<RdsConnection> {
-        let writer = self
-            .writer
-            .ok_or(Error::Config("no writer: call `writer(url)` or `writer_connection(db)`".into()))?;
+        let writer = self.writer.ok_or(Error::Config(
+            "no writer: call `writer(url)` or `writer_connection(db)`".into(),
+        ))?;
         let writer_name = writer.name("writer");
         let writer = open(writer, &self.pool)
             .await
-            .map_err(|source| Error::Connect { host: writer_name.clone(), source })?;
+            .map_err(|source| Error::Connect {
+                host: writer_name.clone(),
+                source,
+            })?;
         let backend = backend_of(&writer).ok_or(Error::Config(
-            "the writer is not a PostgreSQL or MySQL connection (rds-balancer supports those two)".into(),
+            "the writer is not a PostgreSQL or MySQL connection (rds-balancer supports those two)"
+                .into(),
         ))?;
         let writer = HostPool::new(writer_name, Role::Writer, writer);
 
@@ -259,7 +272,8 @@ impl RdsConnectionBuilder {
             match result {
                 Ok(conn) if backend_of(&conn) != Some(backend) => {
                     return Err(Error::Config(
-                        format!("reader {name} is not the same kind of database as the writer").into(),
+                        format!("reader {name} is not the same kind of database as the writer")
+                            .into(),
                     ));
                 }
                 Ok(conn) => readers.push(HostPool::new(name, Role::Reader, conn)),
@@ -291,7 +305,10 @@ fn backend_of(conn: &DatabaseConnection) -> Option<DatabaseBackend> {
 }
 
 /// Opens (or takes) one host's pool.
-async fn open(source: HostSource, pool: &PoolOptions) -> std::result::Result<DatabaseConnection, sea_orm::DbErr> {
+async fn open(
+    source: HostSource,
+    pool: &PoolOptions,
+) -> std::result::Result<DatabaseConnection, sea_orm::DbErr> {
     match source {
         HostSource::Connection(conn) => Ok(conn),
         HostSource::Url(url) => Database::connect(pool.connect_options(&url)).await,
@@ -304,7 +321,10 @@ mod tests {
 
     #[test]
     fn endpoints_never_show_credentials() {
-        assert_eq!(endpoint_of("postgres://app:s3cret@db.example.com:5433/app"), "db.example.com:5433");
+        assert_eq!(
+            endpoint_of("postgres://app:s3cret@db.example.com:5433/app"),
+            "db.example.com:5433"
+        );
         assert_eq!(endpoint_of("mysql://root:pw@127.0.0.1/test"), "127.0.0.1");
         assert_eq!(endpoint_of("not a url s3cret"), "<unparsable url>");
         let builder = RdsConnection::builder()
@@ -327,7 +347,10 @@ mod tests {
 
     #[tokio::test]
     async fn building_without_a_writer_is_a_config_error() {
-        let err = RdsConnection::builder().build().await.expect_err("no writer");
+        let err = RdsConnection::builder()
+            .build()
+            .await
+            .expect_err("no writer");
         assert_eq!(err.kind(), crate::ErrorKind::Config);
     }
 }

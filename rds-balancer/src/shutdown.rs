@@ -43,18 +43,28 @@ impl RdsConnection {
         let deadline = start + timeout;
         self.inner().closing.store(true, Ordering::SeqCst);
         let hosts = self.inner().pools.load_full();
-        let all: Vec<&Arc<HostPool>> = std::iter::once(&hosts.writer).chain(&hosts.readers).collect();
+        let all: Vec<&Arc<HostPool>> = std::iter::once(&hosts.writer)
+            .chain(&hosts.readers)
+            .collect();
         tracing::info!(hosts = all.len(), ?timeout, "rds-balancer shutting down");
 
         let left = |deadline: Instant| deadline.saturating_duration_since(Instant::now());
-        let abandoned: usize = join_all(all.iter().map(|host| host.drained(left(deadline)))).await.into_iter().sum();
+        let abandoned: usize = join_all(all.iter().map(|host| host.drained(left(deadline))))
+            .await
+            .into_iter()
+            .sum();
         // Closing a pool waits for its checked-out connections (open transactions) to come back.
         let closed = join_all(
-            all.iter().map(|host| tokio::time::timeout(left(deadline), host.conn().close_by_ref())),
+            all.iter()
+                .map(|host| tokio::time::timeout(left(deadline), host.conn().close_by_ref())),
         )
         .await;
         let closed_in_time = closed.iter().all(|r| matches!(r, Ok(Ok(()))));
-        let report = ShutdownReport { drained: abandoned == 0 && closed_in_time, abandoned, elapsed: start.elapsed() };
+        let report = ShutdownReport {
+            drained: abandoned == 0 && closed_in_time,
+            abandoned,
+            elapsed: start.elapsed(),
+        };
         if report.drained {
             tracing::info!(elapsed = ?report.elapsed, "rds-balancer shut down");
         } else {

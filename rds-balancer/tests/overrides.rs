@@ -12,8 +12,14 @@ use support::{assert_reader, cluster, count_on_primary, port_of, served_by, setu
 async fn hint_comments_route_a_single_statement() {
     let cluster = cluster();
     let db = setup("hints").await;
-    assert_eq!(port_of(&db, "/*@writer*/ SELECT inet_server_port() AS port").await, writer_port(cluster));
-    assert_reader(cluster, port_of(&db, "/*@reader*/ SELECT inet_server_port() AS port").await);
+    assert_eq!(
+        port_of(&db, "/*@writer*/ SELECT inet_server_port() AS port").await,
+        writer_port(cluster)
+    );
+    assert_reader(
+        cluster,
+        port_of(&db, "/*@reader*/ SELECT inet_server_port() AS port").await,
+    );
     // A reader hint on a certain write is refused before anything is sent.
     let err = db
         .execute_unprepared("/*@reader*/ INSERT INTO cake (name) VALUES ('x')")
@@ -36,19 +42,32 @@ async fn with_route_overrides_the_classifier_and_nests() {
     .await;
     assert_eq!(outer, writer);
     assert_reader(cluster, inner);
-    assert_eq!(after, writer, "the outer scope is back after the inner one ends");
+    assert_eq!(
+        after, writer,
+        "the outer scope is back after the inner one ends"
+    );
     assert_reader(cluster, served_by(&db).await);
 
     // A writer override beats a reader hint; a reader override beats a writer hint.
-    let port = with_route(Route::Writer, port_of(&db, "/*@reader*/ SELECT inet_server_port() AS port")).await;
+    let port = with_route(
+        Route::Writer,
+        port_of(&db, "/*@reader*/ SELECT inet_server_port() AS port"),
+    )
+    .await;
     assert_eq!(port, writer);
-    let port = with_route(Route::Reader, port_of(&db, "/*@writer*/ SELECT inet_server_port() AS port")).await;
+    let port = with_route(
+        Route::Reader,
+        port_of(&db, "/*@writer*/ SELECT inet_server_port() AS port"),
+    )
+    .await;
     assert_reader(cluster, port);
 
     // A spawned task does not inherit the scope.
     let spawned = with_route(Route::Writer, async {
         let db = db.clone();
-        tokio::spawn(async move { served_by(&db).await }).await.unwrap()
+        tokio::spawn(async move { served_by(&db).await })
+            .await
+            .unwrap()
     })
     .await;
     assert_reader(cluster, spawned);
@@ -73,14 +92,22 @@ async fn writer_calling_replica(db: &RdsConnection) -> (u16, u16, u16) {
 
 #[read_replica]
 async fn insert_under_read_replica(db: &RdsConnection) -> Result<cake::Model, DbErr> {
-    cake::ActiveModel { name: Set("refused".into()), ..Default::default() }.insert(db).await
+    cake::ActiveModel {
+        name: Set("refused".into()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
 }
 
 #[read_replica]
 async fn transaction_under_read_replica(db: &RdsConnection) -> Result<(u16, bool), DbErr> {
     let txn = db.begin().await?;
     let port = served_by(&txn).await;
-    let write_failed = txn.execute_unprepared("INSERT INTO cake (name) VALUES ('no')").await.is_err();
+    let write_failed = txn
+        .execute_unprepared("INSERT INTO cake (name) VALUES ('no')")
+        .await
+        .is_err();
     txn.rollback().await?;
     Ok((port, write_failed))
 }

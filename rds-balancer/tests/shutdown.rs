@@ -1,6 +1,8 @@
 //! Graceful shutdown against a real PostgreSQL cluster: in-flight work finishes, new work is
 //! refused with a typed error, every pool closes.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod support;
 
 use std::time::Duration;
@@ -23,12 +25,20 @@ async fn wait_for_sleepers(db: &str, n: usize) {
             let sql = format!(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
             );
-            running += node.psql("postgres", &sql).unwrap().trim().parse::<usize>().unwrap();
+            running += node
+                .psql("postgres", &sql)
+                .unwrap()
+                .trim()
+                .parse::<usize>()
+                .unwrap();
         }
         if running >= n {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "only {running} of {n} statements started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {running} of {n} statements started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -49,7 +59,13 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
     }
     let write = {
         let db = db.clone();
-        tokio::spawn(async move { port_of(&db, "SELECT inet_server_port() AS port, nextval('ticket') FROM pg_sleep(0.8)").await })
+        tokio::spawn(async move {
+            port_of(
+                &db,
+                "SELECT inet_server_port() AS port, nextval('ticket') FROM pg_sleep(0.8)",
+            )
+            .await
+        })
     };
     let txn = {
         let db = db.clone();
@@ -57,7 +73,8 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
             db.transaction::<_, (), DbErr>(|txn| {
                 Box::pin(async move {
                     txn.execute_unprepared("SELECT pg_sleep(0.8)").await?;
-                    txn.execute_unprepared("INSERT INTO cake (name) VALUES ('during shutdown')").await?;
+                    txn.execute_unprepared("INSERT INTO cake (name) VALUES ('during shutdown')")
+                        .await?;
                     Ok(())
                 })
             })
@@ -75,9 +92,17 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
         tokio::task::yield_now().await;
     }
     let refused = db.query_one_raw(stmt(&db, "SELECT 1")).await.unwrap_err();
-    assert_eq!(ErrorKind::of(&refused), Some(ErrorKind::ShuttingDown), "{refused}");
+    assert_eq!(
+        ErrorKind::of(&refused),
+        Some(ErrorKind::ShuttingDown),
+        "{refused}"
+    );
     let refused = db.begin().await.unwrap_err();
-    assert_eq!(ErrorKind::of(&refused), Some(ErrorKind::ShuttingDown), "{refused}");
+    assert_eq!(
+        ErrorKind::of(&refused),
+        Some(ErrorKind::ShuttingDown),
+        "{refused}"
+    );
 
     // Nothing in flight was lost.
     for read in reads {
@@ -88,8 +113,20 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
     let report = shutdown.await.unwrap();
     assert!(report.drained, "{report:?}");
     assert_eq!(report.abandoned, 0);
-    assert_eq!(cluster.psql("shutdown_drain", "SELECT count(*) FROM cake").unwrap().trim(), "1");
-    assert_eq!(cluster.psql("shutdown_drain", "SELECT last_value FROM ticket").unwrap().trim(), "1");
+    assert_eq!(
+        cluster
+            .psql("shutdown_drain", "SELECT count(*) FROM cake")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    assert_eq!(
+        cluster
+            .psql("shutdown_drain", "SELECT last_value FROM ticket")
+            .unwrap()
+            .trim(),
+        "1"
+    );
 
     // Every pool is closed: the servers see no connection to this database any more (a backend
     // may take a moment to exit after its client hung up).
@@ -97,12 +134,19 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
     for node in cluster.nodes() {
         loop {
             let open = node
-                .psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'shutdown_drain'")
+                .psql(
+                    "postgres",
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = 'shutdown_drain'",
+                )
                 .unwrap();
             if open.trim() == "0" {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{} still has {open} connections", node.name());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} still has {open} connections",
+                node.name()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -115,7 +159,9 @@ async fn shutdown_reports_work_that_outlives_the_timeout() {
     let db = setup("shutdown_timeout").await;
     let slow = {
         let db = db.clone();
-        tokio::spawn(async move { port_of(&db, "SELECT inet_server_port() AS port FROM pg_sleep(3)").await })
+        tokio::spawn(async move {
+            port_of(&db, "SELECT inet_server_port() AS port FROM pg_sleep(3)").await
+        })
     };
     wait_for_sleepers("shutdown_timeout", 1).await;
     let report = db.shutdown(Duration::from_millis(300)).await;
@@ -138,7 +184,10 @@ async fn sigterm_triggers_a_graceful_shutdown() {
         .status()
         .unwrap();
     assert!(status.success());
-    let report = tokio::time::timeout(Duration::from_secs(10), handler).await.unwrap().unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), handler)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(report.drained, "{report:?}");
     assert!(db.is_shutting_down());
     let err = db.query_one_raw(stmt(&db, "SELECT 1")).await.unwrap_err();

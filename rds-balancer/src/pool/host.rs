@@ -46,7 +46,11 @@ impl std::fmt::Debug for HostPool {
 }
 
 impl HostPool {
-    pub(crate) fn new(name: impl Into<Arc<str>>, role: Role, conn: DatabaseConnection) -> Arc<Self> {
+    pub(crate) fn new(
+        name: impl Into<Arc<str>>,
+        role: Role,
+        conn: DatabaseConnection,
+    ) -> Arc<Self> {
         Arc::new(HostPool {
             name: name.into(),
             role,
@@ -77,7 +81,9 @@ impl HostPool {
     /// Counts one statement as running on this host until the guard drops.
     pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight { host: Arc::clone(self) }
+        InFlight {
+            host: Arc::clone(self),
+        }
     }
 
     /// Waits until no statement is in flight here, or `timeout` passes. Returns how many are

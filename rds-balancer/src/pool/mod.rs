@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-pub(crate) use self::host::{HostPool, InFlight};
 pub(crate) use self::host::Role;
+pub(crate) use self::host::{HostPool, InFlight};
 
 /// The writer and the readers that may be scheduled, at one moment.
 #[derive(Debug)]
@@ -27,7 +27,9 @@ pub(crate) struct PoolSet {
 
 impl PoolSet {
     pub(crate) fn new(hosts: Hosts) -> Self {
-        PoolSet { current: ArcSwap::from_pointee(hosts) }
+        PoolSet {
+            current: ArcSwap::from_pointee(hosts),
+        }
     }
 
     /// The current snapshot.

@@ -58,13 +58,21 @@ pub(crate) fn decide(
         None => (hint(sql), Why::Hint),
     };
     match forced {
-        Some(Route::Writer) => Ok(Decision { route: Route::Writer, why }),
+        Some(Route::Writer) => Ok(Decision {
+            route: Route::Writer,
+            why,
+        }),
         Some(Route::Reader) => {
             let explanation = classifier.explain(sql, backend);
             if explanation.reason.is_write() {
-                Err(Error::WriteRefused { why: Cow::Owned(explanation.reason.to_string()) })
+                Err(Error::WriteRefused {
+                    why: Cow::Owned(explanation.reason.to_string()),
+                })
             } else {
-                Ok(Decision { route: Route::Reader, why })
+                Ok(Decision {
+                    route: Route::Reader,
+                    why,
+                })
             }
         }
         None => {
@@ -72,7 +80,10 @@ pub(crate) fn decide(
                 Target::Reader => Route::Reader,
                 Target::Writer => Route::Writer,
             };
-            Ok(Decision { route, why: Why::Classifier })
+            Ok(Decision {
+                route,
+                why: Why::Classifier,
+            })
         }
     }
 }
@@ -84,13 +95,25 @@ pub(crate) fn decide_transaction(
     access_mode: Option<AccessMode>,
 ) -> Result<Decision, Error> {
     match (scope, access_mode) {
-        (Some(Route::Writer), _) => Ok(Decision { route: Route::Writer, why: Why::Override }),
-        (Some(Route::Reader), Some(AccessMode::ReadWrite)) => {
-            Err(Error::WriteRefused { why: Cow::Borrowed("a read-write transaction") })
-        }
-        (Some(Route::Reader), _) => Ok(Decision { route: Route::Reader, why: Why::Override }),
-        (None, Some(AccessMode::ReadOnly)) => Ok(Decision { route: Route::Reader, why: Why::AccessMode }),
-        (None, _) => Ok(Decision { route: Route::Writer, why: Why::AccessMode }),
+        (Some(Route::Writer), _) => Ok(Decision {
+            route: Route::Writer,
+            why: Why::Override,
+        }),
+        (Some(Route::Reader), Some(AccessMode::ReadWrite)) => Err(Error::WriteRefused {
+            why: Cow::Borrowed("a read-write transaction"),
+        }),
+        (Some(Route::Reader), _) => Ok(Decision {
+            route: Route::Reader,
+            why: Why::Override,
+        }),
+        (None, Some(AccessMode::ReadOnly)) => Ok(Decision {
+            route: Route::Reader,
+            why: Why::AccessMode,
+        }),
+        (None, _) => Ok(Decision {
+            route: Route::Writer,
+            why: Why::AccessMode,
+        }),
     }
 }
 
@@ -102,44 +125,89 @@ mod tests {
     const PG: DatabaseBackend = DatabaseBackend::Postgres;
 
     fn route(scope: Option<Route>, sql: &str) -> Result<(Route, Why), ErrorKind> {
-        decide(scope, sql, PG, &Classifier::new()).map(|d| (d.route, d.why)).map_err(|e| e.kind())
+        decide(scope, sql, PG, &Classifier::new())
+            .map(|d| (d.route, d.why))
+            .map_err(|e| e.kind())
     }
 
     #[test]
     fn without_override_or_hint_the_classifier_decides() {
-        assert_eq!(route(None, "SELECT 1"), Ok((Route::Reader, Why::Classifier)));
-        assert_eq!(route(None, "INSERT INTO t VALUES (1)"), Ok((Route::Writer, Why::Classifier)));
-        assert_eq!(route(None, "SELECT 1 FOR UPDATE"), Ok((Route::Writer, Why::Classifier)));
+        assert_eq!(
+            route(None, "SELECT 1"),
+            Ok((Route::Reader, Why::Classifier))
+        );
+        assert_eq!(
+            route(None, "INSERT INTO t VALUES (1)"),
+            Ok((Route::Writer, Why::Classifier))
+        );
+        assert_eq!(
+            route(None, "SELECT 1 FOR UPDATE"),
+            Ok((Route::Writer, Why::Classifier))
+        );
     }
 
     #[test]
     fn a_writer_override_sends_everything_to_the_writer() {
-        assert_eq!(route(Some(Route::Writer), "SELECT 1"), Ok((Route::Writer, Why::Override)));
-        assert_eq!(route(Some(Route::Writer), "/*@reader*/ SELECT 1"), Ok((Route::Writer, Why::Override)));
+        assert_eq!(
+            route(Some(Route::Writer), "SELECT 1"),
+            Ok((Route::Writer, Why::Override))
+        );
+        assert_eq!(
+            route(Some(Route::Writer), "/*@reader*/ SELECT 1"),
+            Ok((Route::Writer, Why::Override))
+        );
     }
 
     #[test]
     fn a_reader_override_refuses_certain_writes() {
-        assert_eq!(route(Some(Route::Reader), "SELECT 1"), Ok((Route::Reader, Why::Override)));
-        assert_eq!(route(Some(Route::Reader), "DELETE FROM t"), Err(ErrorKind::WriteRefused));
-        assert_eq!(route(Some(Route::Reader), "/*@writer*/ SELECT 1"), Ok((Route::Reader, Why::Override)));
+        assert_eq!(
+            route(Some(Route::Reader), "SELECT 1"),
+            Ok((Route::Reader, Why::Override))
+        );
+        assert_eq!(
+            route(Some(Route::Reader), "DELETE FROM t"),
+            Err(ErrorKind::WriteRefused)
+        );
+        assert_eq!(
+            route(Some(Route::Reader), "/*@writer*/ SELECT 1"),
+            Ok((Route::Reader, Why::Override))
+        );
     }
 
     #[test]
     fn hints_apply_when_no_override_is_in_scope() {
-        assert_eq!(route(None, "/*@writer*/ SELECT 1"), Ok((Route::Writer, Why::Hint)));
-        assert_eq!(route(None, "/*@reader*/ SELECT 1"), Ok((Route::Reader, Why::Hint)));
-        assert_eq!(route(None, "/*@reader*/ UPDATE t SET a = 1"), Err(ErrorKind::WriteRefused));
+        assert_eq!(
+            route(None, "/*@writer*/ SELECT 1"),
+            Ok((Route::Writer, Why::Hint))
+        );
+        assert_eq!(
+            route(None, "/*@reader*/ SELECT 1"),
+            Ok((Route::Reader, Why::Hint))
+        );
+        assert_eq!(
+            route(None, "/*@reader*/ UPDATE t SET a = 1"),
+            Err(ErrorKind::WriteRefused)
+        );
     }
 
     #[test]
     fn transactions_open_on_the_writer_unless_read_only() {
-        let route = |scope, mode| decide_transaction(scope, mode).map(|d| d.route).map_err(|e| e.kind());
+        let route = |scope, mode| {
+            decide_transaction(scope, mode)
+                .map(|d| d.route)
+                .map_err(|e| e.kind())
+        };
         assert_eq!(route(None, None), Ok(Route::Writer));
         assert_eq!(route(None, Some(AccessMode::ReadWrite)), Ok(Route::Writer));
         assert_eq!(route(None, Some(AccessMode::ReadOnly)), Ok(Route::Reader));
-        assert_eq!(route(Some(Route::Writer), Some(AccessMode::ReadOnly)), Ok(Route::Writer));
+        assert_eq!(
+            route(Some(Route::Writer), Some(AccessMode::ReadOnly)),
+            Ok(Route::Writer)
+        );
         assert_eq!(route(Some(Route::Reader), None), Ok(Route::Reader));
-        assert_eq!(route(Some(Route::Reader), Some(AccessMode::ReadWrite)), Err(ErrorKind::WriteRefused));
+        assert_eq!(
+            route(Some(Route::Reader), Some(AccessMode::ReadWrite)),
+            Err(ErrorKind::WriteRefused)
+        );
     }
 }

@@ -39,7 +39,11 @@ impl Picker {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64);
-        Picker { selection, turn: AtomicUsize::new(0), seed: AtomicU64::new(seed) }
+        Picker {
+            selection,
+            turn: AtomicUsize::new(0),
+            seed: AtomicU64::new(seed),
+        }
     }
 
     /// One of `readers`, or `None` when there is none.
@@ -56,7 +60,11 @@ impl Picker {
                         let a = self.below(n);
                         // A second, different reader: an offset in 1..n from the first.
                         let b = (a + 1 + self.below(n - 1)) % n;
-                        if readers[b].in_flight() < readers[a].in_flight() { b } else { a }
+                        if readers[b].in_flight() < readers[a].in_flight() {
+                            b
+                        } else {
+                            a
+                        }
                     }
                 };
                 readers.get(index)
@@ -66,7 +74,9 @@ impl Picker {
 
     /// A pseudo-random number below `n` (splitmix64 over an atomic counter; not for secrets).
     fn below(&self, n: usize) -> usize {
-        let mut z = self.seed.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        let mut z = self
+            .seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
@@ -82,7 +92,13 @@ mod tests {
 
     fn readers(n: usize) -> Vec<Arc<HostPool>> {
         (0..n)
-            .map(|i| HostPool::new(format!("reader-{i}"), Role::Reader, DatabaseConnection::default()))
+            .map(|i| {
+                HostPool::new(
+                    format!("reader-{i}"),
+                    Role::Reader,
+                    DatabaseConnection::default(),
+                )
+            })
             .collect()
     }
 
@@ -90,7 +106,10 @@ mod tests {
         let mut seen = vec![0; readers.len()];
         for _ in 0..rounds {
             let chosen = picker.pick(readers).expect("a reader");
-            let index = readers.iter().position(|r| Arc::ptr_eq(r, chosen)).expect("known");
+            let index = readers
+                .iter()
+                .position(|r| Arc::ptr_eq(r, chosen))
+                .expect("known");
             seen[index] += 1;
         }
         seen
@@ -98,7 +117,11 @@ mod tests {
 
     #[test]
     fn no_reader_gives_none_and_one_reader_is_always_chosen() {
-        for selection in [ReaderSelection::PowerOfTwoChoices, ReaderSelection::RoundRobin, ReaderSelection::Random] {
+        for selection in [
+            ReaderSelection::PowerOfTwoChoices,
+            ReaderSelection::RoundRobin,
+            ReaderSelection::Random,
+        ] {
             let picker = Picker::new(selection);
             assert!(picker.pick(&[]).is_none());
             let one = readers(1);

@@ -1,7 +1,7 @@
 //! Shared set-up for the integration tests: one real PostgreSQL cluster (a primary and two
 //! streaming replicas) per test binary, a database per test, and ways to ask the server which
 //! host served a statement.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)]
 
 pub mod entities;
 
@@ -37,7 +37,9 @@ CREATE SEQUENCE ticket;
 pub fn create_database(cluster: &PgCluster, name: &str) {
     cluster.create_database(name).expect("create database");
     cluster.psql(name, SCHEMA).expect("create schema");
-    cluster.wait_replicated(Duration::from_secs(30)).expect("schema replicated");
+    cluster
+        .wait_replicated(Duration::from_secs(30))
+        .expect("schema replicated");
 }
 
 /// A fresh database `name` on the shared cluster and an `RdsConnection` to it (writer = primary,
@@ -49,7 +51,9 @@ pub async fn setup(name: &str) -> RdsConnection {
 /// Like [`setup`], on a given cluster.
 pub async fn setup_on(cluster: &PgCluster, name: &str) -> RdsConnection {
     create_database(cluster, name);
-    let mut builder = RdsConnection::builder().writer(cluster.primary().url(name)).sqlx_logging(false);
+    let mut builder = RdsConnection::builder()
+        .writer(cluster.primary().url(name))
+        .sqlx_logging(false);
     for replica in cluster.replicas() {
         builder = builder.reader(replica.url(name));
     }
@@ -86,15 +90,26 @@ pub fn reader_ports(cluster: &PgCluster) -> Vec<u16> {
 /// Asserts that `port` is one of `cluster`'s replicas.
 #[track_caller]
 pub fn assert_reader(cluster: &PgCluster, port: u16) {
-    assert!(reader_ports(cluster).contains(&port), "expected a replica, got port {port} (writer is {})", writer_port(cluster));
+    assert!(
+        reader_ports(cluster).contains(&port),
+        "expected a replica, got port {port} (writer is {})",
+        writer_port(cluster)
+    );
 }
 
 /// Waits until every replica of `cluster` has replayed the primary's writes.
 pub fn wait_replicated(cluster: &PgCluster) {
-    cluster.wait_replicated(Duration::from_secs(30)).expect("replicated");
+    cluster
+        .wait_replicated(Duration::from_secs(30))
+        .expect("replicated");
 }
 
 /// Counts the rows of `cake` on the primary, bypassing rds-balancer.
 pub fn count_on_primary(cluster: &PgCluster, db: &str) -> i64 {
-    cluster.psql(db, "SELECT count(*) FROM cake").expect("count").trim().parse().expect("a number")
+    cluster
+        .psql(db, "SELECT count(*) FROM cake")
+        .expect("count")
+        .trim()
+        .parse()
+        .expect("a number")
 }
