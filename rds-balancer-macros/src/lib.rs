@@ -7,7 +7,7 @@
 //! Both wrap the body of an `async fn` (or of a fn returning a boxed or `impl Future`) in a
 //! route override scope, the same one `rds_balancer::with_route` sets:
 //!
-//! ```ignore
+//! ```text
 //! #[rds_balancer::writer]
 //! async fn place_order(db: &RdsConnection, order: Order) -> Result<i64, DbErr> {
 //!     /* body */

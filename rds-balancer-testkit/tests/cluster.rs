@@ -379,34 +379,10 @@ fn dropping_the_cluster_stops_every_server_and_removes_its_directory() {
     assert!(left.is_empty(), "processes left: {left:?}");
 }
 
-/// Run as a separate process by the next test: starts a cluster in a `static`, pauses a
-/// replica, reports the cluster's directory and waits to be killed.
-#[test]
-#[ignore = "helper process of a_killed_test_process_leaves_no_server_behind"]
-fn helper_cluster_until_killed() {
-    if std::env::var_os("TESTKIT_HELPER").is_none() {
-        return;
-    }
-    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
-    let cluster = CLUSTER.get_or_init(|| start(2));
-    cluster.replicas()[1].pause().unwrap();
-    println!("DIR {}", cluster.dir().display());
-    loop {
-        thread::park();
-    }
-}
-
 #[test]
 fn a_killed_test_process_leaves_no_server_behind() {
-    let mut helper = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "helper_cluster_until_killed",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("TESTKIT_HELPER", "1")
+    // A separate process (src/bin/testkit-orphan-helper.rs) holds a cluster in a `static`.
+    let mut helper = Command::new(env!("CARGO_BIN_EXE_testkit-orphan-helper"))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -416,8 +392,7 @@ fn a_killed_test_process_leaves_no_server_behind() {
             .next()
             .expect("the helper ended before reporting its cluster")
             .unwrap();
-        // libtest prints "test helper_cluster_until_killed ... " before it on the same line.
-        if let Some((_, dir)) = line.split_once("DIR ") {
+        if let Some(dir) = line.strip_prefix("DIR ") {
             break Path::new(dir).to_path_buf();
         }
     };
