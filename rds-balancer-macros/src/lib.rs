@@ -85,14 +85,14 @@ pub fn writer(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The body runs as if wrapped in `rds_balancer::with_route(Route::Reader, async move { body })`:
 /// every statement issued through an `RdsConnection` while the function's future runs,
 /// including in the functions it awaits, goes to a reader (or to the writer when no reader is
-/// active and `fallback_to_writer` is on), whatever the statement classifier would have
-/// decided. Use it for reports and other reads that tolerate replica lag, including ones the
-/// classifier would send to the writer (a function call it cannot see through, say).
+/// active and `fallback_to_writer` is on), even under a `/*@writer*/` hint. Use it for reports
+/// and other reads that tolerate replica lag.
 ///
 /// A statement that is **certainly a write** (`INSERT`, `UPDATE`, `DELETE`, DDL, ...) is
 /// **refused with `Error::WriteRefused`** (kind `ErrorKind::WriteRefused`) **before anything is
-/// sent**; one the classifier is merely unsure about goes to the reader, as asked. `begin()`
-/// opens a read-only transaction on a reader.
+/// sent**. One the classifier cannot prove read-only (unrecognised, or lexed differently
+/// depending on a session setting) still goes to the writer: a write never reaches a reader.
+/// `begin()` opens a read-only transaction on a reader.
 ///
 /// # Precedence
 ///

@@ -62,6 +62,18 @@ async fn with_route_overrides_the_classifier_and_nests() {
     .await;
     assert_reader(cluster, port);
 
+    // A statement the classifier cannot prove read-only (whether `\'` ends this string depends
+    // on `standard_conforming_strings`) stays on the writer even under a reader scope.
+    let unsure = r"SELECT inet_server_port() AS port WHERE 'a\' <> 'b'";
+    assert_eq!(
+        rds_balancer::explain(unsure, sea_orm::DatabaseBackend::Postgres).reason,
+        rds_balancer::Reason::Ambiguous
+    );
+    assert_eq!(
+        with_route(Route::Reader, port_of(&db, unsure)).await,
+        writer
+    );
+
     // A spawned task does not inherit the scope.
     let spawned = with_route(Route::Writer, async {
         let db = db.clone();

@@ -23,6 +23,9 @@ pub(crate) enum Why {
     Classifier,
     /// A transaction's access mode (read-only transactions go to a reader).
     AccessMode,
+    /// A reader was asked for, but the classifier could not tell that the statement is
+    /// read-only: the writer, to be safe.
+    Unsure,
 }
 
 impl Why {
@@ -32,6 +35,7 @@ impl Why {
             Why::Hint => "hint",
             Why::Classifier => "classifier",
             Why::AccessMode => "access_mode",
+            Why::Unsure => "unsure",
         }
     }
 }
@@ -45,8 +49,11 @@ pub(crate) struct Decision {
 
 /// Decides where `sql` goes given the route override in scope (`scope`).
 ///
-/// Under a reader override or hint a statement that is certainly a write is refused; one the
-/// classifier is merely unsure about goes where the user asked.
+/// Under a reader override or hint, a statement the classifier finds read-only goes to a reader,
+/// one that is certainly a write is refused, and one it is unsure about (unrecognised, or lexed
+/// differently depending on a session setting) still goes to the writer: a write must never
+/// reach a reader, and a writable replica (MySQL's `read_only` does not stop privileged users)
+/// would accept it.
 pub(crate) fn decide(
     scope: Option<Route>,
     sql: &str,
@@ -64,15 +71,18 @@ pub(crate) fn decide(
         }),
         Some(Route::Reader) => {
             let explanation = classifier.explain(sql, backend);
-            if explanation.reason.is_write() {
-                Err(Error::WriteRefused {
-                    why: Cow::Owned(explanation.reason.to_string()),
-                })
-            } else {
-                Ok(Decision {
+            match explanation.target {
+                Target::Reader => Ok(Decision {
                     route: Route::Reader,
                     why,
-                })
+                }),
+                Target::Writer if explanation.reason.is_write() => Err(Error::WriteRefused {
+                    why: Cow::Owned(explanation.reason.to_string()),
+                }),
+                Target::Writer => Ok(Decision {
+                    route: Route::Writer,
+                    why: Why::Unsure,
+                }),
             }
         }
         None => {
@@ -172,6 +182,39 @@ mod tests {
             route(Some(Route::Reader), "/*@writer*/ SELECT 1"),
             Ok((Route::Reader, Why::Override))
         );
+    }
+
+    #[test]
+    fn a_reader_override_still_sends_unsure_statements_to_the_writer() {
+        for unsure in [
+            "SELEKT 1",
+            "SELECT 1; SELECT 2",
+            "",
+            "SELECT 'unterminated",
+            "/*@reader*/ SELECT 1; SELECT 2",
+        ] {
+            assert_eq!(
+                route(Some(Route::Reader), unsure),
+                Ok((Route::Writer, Why::Unsure)),
+                "{unsure:?}"
+            );
+        }
+        // MySQL: an executable comment, or a backslash-escaped quote whose meaning depends on
+        // `NO_BACKSLASH_ESCAPES` (here it could hide a second statement).
+        for unsure in [
+            "/*!40001 SQL_NO_CACHE */ DELETE FROM t",
+            r"SELECT '\'; DELETE FROM t; -- '",
+        ] {
+            let decision = decide(
+                Some(Route::Reader),
+                unsure,
+                DatabaseBackend::MySql,
+                &Classifier::new(),
+            )
+            .map(|d| (d.route, d.why))
+            .map_err(|e| e.kind());
+            assert_ne!(decision.map(|d| d.0), Ok(Route::Reader), "{unsure:?}");
+        }
     }
 
     #[test]

@@ -30,9 +30,10 @@ tokio::task_local! {
 pub enum Route {
     /// Every statement and transaction goes to the writer.
     Writer,
-    /// Every statement goes to a reader (or the writer when no reader is active and fallback is
-    /// on). A statement that is certainly a write is refused with
-    /// [`ErrorKind::WriteRefused`](crate::ErrorKind::WriteRefused) before anything is sent, and
+    /// Every read-only statement goes to a reader (or the writer when no reader is active and
+    /// fallback is on), even under a `/*@writer*/` hint. A statement that is certainly a write
+    /// is refused with [`ErrorKind::WriteRefused`](crate::ErrorKind::WriteRefused) before
+    /// anything is sent; one the classifier cannot prove read-only still goes to the writer.
     /// `begin()` opens a read-only transaction on a reader.
     Reader,
 }
