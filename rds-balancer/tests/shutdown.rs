@@ -54,7 +54,7 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
     for _ in 0..4 {
         let db = db.clone();
         reads.push(tokio::spawn(async move {
-            port_of(&db, "SELECT inet_server_port() AS port FROM pg_sleep(0.8)").await
+            port_of(&db, "SELECT inet_server_port() AS port FROM pg_sleep(2)").await
         }));
     }
     let write = {
@@ -62,7 +62,7 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
         tokio::spawn(async move {
             port_of(
                 &db,
-                "SELECT inet_server_port() AS port, nextval('ticket') FROM pg_sleep(0.8)",
+                "SELECT inet_server_port() AS port, nextval('ticket') FROM pg_sleep(2)",
             )
             .await
         })
@@ -72,7 +72,7 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
         tokio::spawn(async move {
             db.transaction::<_, (), DbErr>(|txn| {
                 Box::pin(async move {
-                    txn.execute_unprepared("SELECT pg_sleep(0.8)").await?;
+                    txn.execute_unprepared("SELECT pg_sleep(2)").await?;
                     txn.execute_unprepared("INSERT INTO cake (name) VALUES ('during shutdown')")
                         .await?;
                     Ok(())
