@@ -9,16 +9,17 @@ use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, ExecResult,
-    IsolationLevel, QueryResult, QueryStream, Statement, StreamTrait, TransactionError,
+    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    ExecResult, IsolationLevel, QueryResult, QueryStream, Statement, StreamTrait, TransactionError,
     TransactionOptions, TransactionTrait,
 };
 use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 use crate::classify::Classifier;
 use crate::error::Error;
 use crate::options::RdsConnectionBuilder;
-use crate::pool::{HostPool, InFlight, PoolSet};
+use crate::pool::{InFlight, PoolSet};
 use crate::route::{Decision, Picker, Route, current_route, decide, decide_transaction};
 
 /// A SeaORM connection to a cluster: a writer and its readers, each with its own pool.
@@ -84,8 +85,12 @@ struct Routed {
 }
 
 impl Routed {
-    fn host(&self) -> &HostPool {
-        self.guard.host()
+    /// Runs `f` on the chosen host's pool, inside the statement's span.
+    fn run<'r, Fut: Future>(
+        &'r self,
+        f: impl FnOnce(&'r DatabaseConnection) -> Fut,
+    ) -> Instrumented<Fut> {
+        f(self.guard.host().conn()).instrument(self.span.clone())
     }
 }
 
@@ -195,42 +200,22 @@ impl ConnectionTrait for RdsConnection {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let routed = self.route(&stmt.sql)?;
-        routed
-            .host()
-            .conn()
-            .execute_raw(stmt)
-            .instrument(routed.span.clone())
-            .await
+        routed.run(|conn| conn.execute_raw(stmt)).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let routed = self.route(sql)?;
-        routed
-            .host()
-            .conn()
-            .execute_unprepared(sql)
-            .instrument(routed.span.clone())
-            .await
+        routed.run(|conn| conn.execute_unprepared(sql)).await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let routed = self.route(&stmt.sql)?;
-        routed
-            .host()
-            .conn()
-            .query_one_raw(stmt)
-            .instrument(routed.span.clone())
-            .await
+        routed.run(|conn| conn.query_one_raw(stmt)).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let routed = self.route(&stmt.sql)?;
-        routed
-            .host()
-            .conn()
-            .query_all_raw(stmt)
-            .instrument(routed.span.clone())
-            .await
+        routed.run(|conn| conn.query_all_raw(stmt)).await
     }
 }
 
@@ -262,12 +247,7 @@ impl TransactionTrait for RdsConnection {
         options: TransactionOptions,
     ) -> Result<DatabaseTransaction, DbErr> {
         let (routed, options) = self.route_transaction(options)?;
-        routed
-            .host()
-            .conn()
-            .begin_with_options(options)
-            .instrument(routed.span.clone())
-            .await
+        routed.run(|conn| conn.begin_with_options(options)).await
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
@@ -306,10 +286,9 @@ impl TransactionTrait for RdsConnection {
             .map_err(|e| TransactionError::Connection(e.into()))?;
         // The guard is held for the whole transaction, so shutdown waits for it.
         routed
-            .host()
-            .conn()
-            .transaction_with_config(callback, options.isolation_level, options.access_mode)
-            .instrument(routed.span.clone())
+            .run(|conn| {
+                conn.transaction_with_config(callback, options.isolation_level, options.access_mode)
+            })
             .await
     }
 }
@@ -327,12 +306,7 @@ impl StreamTrait for RdsConnection {
     ) -> Pin<Box<dyn Future<Output = Result<RdsStream, DbErr>> + 'a + Send>> {
         Box::pin(async move {
             let routed = self.route(&stmt.sql)?;
-            let inner = routed
-                .host()
-                .conn()
-                .stream_raw(stmt)
-                .instrument(routed.span.clone())
-                .await?;
+            let inner = routed.run(|conn| conn.stream_raw(stmt)).await?;
             Ok(RdsStream {
                 inner,
                 _guard: routed.guard,

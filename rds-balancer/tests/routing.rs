@@ -6,18 +6,12 @@ mod support;
 use std::collections::HashMap;
 
 use rds_balancer::{ErrorKind, RdsConnection, ReaderSelection};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, ModelTrait, Statement,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, ModelTrait};
 use support::entities::{cake, cake_seen};
 use support::{
-    assert_reader, cluster, count_on_primary, port_of, served_by, setup, wait_replicated,
+    assert_reader, cluster, count_on_primary, port_of, served_by, setup, stmt, wait_replicated,
     writer_port,
 };
-
-fn stmt(db: &RdsConnection, sql: &str) -> Statement {
-    Statement::from_string(db.get_database_backend(), sql)
-}
 
 #[tokio::test]
 async fn entity_insert_update_delete_run_on_the_writer_and_find_on_a_reader() {

@@ -7,13 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use rds_balancer::{ErrorKind, RdsConnection};
-use sea_orm::{ConnectionTrait, DbErr, Statement, TransactionTrait};
-use support::{cluster, port_of, served_by, setup, writer_port};
-
-fn stmt(db: &RdsConnection, sql: &str) -> Statement {
-    Statement::from_string(db.get_database_backend(), sql)
-}
+use rds_balancer::ErrorKind;
+use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
+use support::{cluster, port_of, served_by, setup, stmt, writer_port};
 
 /// Waits until the server reports `n` backends running `pg_sleep` in database `db`.
 async fn wait_for_sleepers(db: &str, n: usize) {

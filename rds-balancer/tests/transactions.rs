@@ -3,20 +3,15 @@
 mod support;
 
 use futures_util::TryStreamExt;
-use rds_balancer::RdsConnection;
 use sea_orm::{
-    AccessMode, ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, Statement,
+    AccessMode, ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait,
     StreamTrait, TransactionError, TransactionTrait,
 };
 use support::entities::{cake, cake_seen};
 use support::{
-    assert_reader, cluster, count_on_primary, port_of, served_by, setup, wait_replicated,
+    assert_reader, cluster, count_on_primary, port_of, served_by, setup, stmt, wait_replicated,
     writer_port,
 };
-
-fn stmt(db: &RdsConnection, sql: &str) -> Statement {
-    Statement::from_string(db.get_database_backend(), sql)
-}
 
 #[tokio::test]
 async fn a_transaction_runs_every_statement_on_the_writer_and_commits() {

@@ -60,6 +60,11 @@ pub async fn setup_on(cluster: &PgCluster, name: &str) -> RdsConnection {
     builder.build().await.expect("connect")
 }
 
+/// A raw statement for `db`'s backend.
+pub fn stmt(db: &RdsConnection, sql: &str) -> Statement {
+    Statement::from_string(db.get_database_backend(), sql)
+}
+
 /// The port of the server that answered `sql` (which must return an int `port` column) through
 /// `db`.
 pub async fn port_of(db: &impl ConnectionTrait, sql: &str) -> u16 {
