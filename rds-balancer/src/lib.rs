@@ -7,6 +7,7 @@ mod options;
 mod pool;
 mod route;
 mod shutdown;
+mod topology;
 
 pub use self::classify::{Classifier, Explanation, Reason, Target, classify, explain};
 pub use self::connection::{RdsConnection, RdsStream};
@@ -14,6 +15,7 @@ pub use self::error::{Error, ErrorKind, Result};
 pub use self::options::RdsConnectionBuilder;
 pub use self::route::{ReaderSelection, Route, current_route, with_route};
 pub use self::shutdown::ShutdownReport;
+pub use self::topology::{AVAILABLE, Instance, Topology, TopologySource};
 
 /// Routes every statement the function issues to the writer.
 ///

@@ -1,0 +1,16 @@
+//! Cluster topology: the model ([`Topology`], [`Instance`]), where it comes from
+//! ([`TopologySource`]), and the pure diff that turns one topology into changes to the hosts in
+//! use (design.md section 3).
+//!
+//! Following the live cluster (the RDS API and cluster-view sources, the polling controller)
+//! builds on these pieces.
+
+// The filter and the diff are wired into the pool set by the topology controller, which is
+// being built (issue 3); until then only their tests use them.
+#[allow(dead_code)]
+mod diff;
+mod model;
+mod source;
+
+pub use self::model::{AVAILABLE, Instance, Topology};
+pub use self::source::TopologySource;
