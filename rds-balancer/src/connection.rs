@@ -19,8 +19,11 @@ use tracing::instrument::Instrumented;
 use crate::classify::Classifier;
 use crate::error::Error;
 use crate::options::RdsConnectionBuilder;
-use crate::pool::{InFlight, PoolSet};
+use crate::pool::{HostFactory, InFlight, PoolSet};
 use crate::route::{Decision, Picker, Route, current_route, decide, decide_transaction};
+use crate::topology::{ReaderFilter, Topology};
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
 
 /// A SeaORM connection to a cluster: a writer and its readers, each with its own pool.
 ///
@@ -63,6 +66,17 @@ pub(crate) struct Inner {
     pub(crate) classifier: Classifier,
     /// Set once shutdown begins; checked after a statement is counted in flight.
     pub(crate) closing: AtomicBool,
+    /// Background work (hosts draining), awaited by shutdown.
+    pub(crate) tasks: TaskTracker,
+    /// Opens pools for hosts a topology names; `None` when the writer was handed over as a
+    /// connection (no URL to take credentials from).
+    pub(crate) factory: Option<HostFactory>,
+    /// The instances in use, as of the last topology applied.
+    pub(crate) applied: tokio::sync::Mutex<Topology>,
+    /// Which readers of a topology may take reads.
+    pub(crate) filter: ReaderFilter,
+    /// How long a host leaving service may take to finish its in-flight work.
+    pub(crate) drain_timeout: Duration,
 }
 
 impl std::fmt::Debug for RdsConnection {

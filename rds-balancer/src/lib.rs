@@ -15,7 +15,7 @@ pub use self::error::{Error, ErrorKind, Result};
 pub use self::options::RdsConnectionBuilder;
 pub use self::route::{ReaderSelection, Route, current_route, with_route};
 pub use self::shutdown::ShutdownReport;
-pub use self::topology::{AVAILABLE, Instance, Topology, TopologySource};
+pub use self::topology::{AVAILABLE, Instance, Topology, TopologyChange, TopologySource};
 
 /// Routes every statement the function issues to the writer.
 ///

@@ -12,8 +12,10 @@ use sea_orm::{
 use crate::classify::Classifier;
 use crate::connection::{Inner, RdsConnection};
 use crate::error::{Error, Result};
-use crate::pool::{HostPool, Hosts, PoolSet, Role};
+use crate::pool::{HostFactory, HostPool, Hosts, PoolSet, Role};
 use crate::route::{Picker, ReaderSelection};
+use crate::topology::{ReaderFilter, Topology};
+use tokio_util::task::TaskTracker;
 
 /// Where a host's pool comes from.
 enum HostSource {
@@ -48,7 +50,7 @@ pub(crate) fn endpoint_of(url: &str) -> String {
 /// Pool settings applied to every pool the builder opens (named as in SeaORM's
 /// [`ConnectOptions`]).
 #[derive(Debug, Clone, Default)]
-struct PoolOptions {
+pub(crate) struct PoolOptions {
     max_connections: Option<u32>,
     min_connections: Option<u32>,
     connect_timeout: Option<Duration>,
@@ -59,7 +61,7 @@ struct PoolOptions {
 }
 
 impl PoolOptions {
-    fn connect_options(&self, url: &str) -> ConnectOptions {
+    pub(crate) fn connect_options(&self, url: &str) -> ConnectOptions {
         let mut options = ConnectOptions::new(url);
         if let Some(v) = self.max_connections {
             options.max_connections(v);
@@ -113,6 +115,7 @@ pub struct RdsConnectionBuilder {
     readers: Vec<HostSource>,
     pool: PoolOptions,
     fallback_to_writer: bool,
+    drain_timeout: Duration,
     reader_selection: ReaderSelection,
     classifier: Classifier,
 }
@@ -145,6 +148,7 @@ impl Default for RdsConnectionBuilder {
             readers: Vec::new(),
             pool: PoolOptions::default(),
             fallback_to_writer: true,
+            drain_timeout: Duration::from_secs(30),
             reader_selection: ReaderSelection::default(),
             classifier: Classifier::default(),
         }
@@ -225,6 +229,14 @@ impl RdsConnectionBuilder {
         self
     }
 
+    /// How long a host that leaves service (a reader removed from the topology, a replaced
+    /// writer) may take to finish the statements in flight on it before its pool is closed.
+    /// It gets no new statements meanwhile. Default: 30 s.
+    pub fn drain_timeout(mut self, value: Duration) -> Self {
+        self.drain_timeout = value;
+        self
+    }
+
     /// How a reader is chosen. Default: [`ReaderSelection::PowerOfTwoChoices`].
     pub fn reader_selection(mut self, value: ReaderSelection) -> Self {
         self.reader_selection = value;
@@ -249,6 +261,10 @@ impl RdsConnectionBuilder {
             "no writer: call `writer(url)` or `writer_connection(db)`".into(),
         ))?;
         let writer_name = writer.name("writer");
+        let factory = match &writer {
+            HostSource::Url(url) => HostFactory::new(url, self.pool.clone()),
+            HostSource::Connection(_) => None,
+        };
         let writer = open(writer, &self.pool)
             .await
             .map_err(|source| Error::Connect {
@@ -290,6 +306,11 @@ impl RdsConnectionBuilder {
             fallback_to_writer: self.fallback_to_writer,
             classifier: self.classifier,
             closing: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
+            factory,
+            applied: tokio::sync::Mutex::new(Topology::default()),
+            filter: ReaderFilter::default(),
+            drain_timeout: self.drain_timeout,
         }))
     }
 }

@@ -42,6 +42,9 @@ impl RdsConnection {
         let start = Instant::now();
         let deadline = start + timeout;
         self.inner().closing.store(true, Ordering::SeqCst);
+        // Wait for a topology change being applied: it publishes its hosts before releasing the
+        // lock, and the next one sees `closing` and stops, so the snapshot below is final.
+        drop(self.inner().applied.lock().await);
         let hosts = self.inner().pools.load_full();
         let all: Vec<&Arc<HostPool>> = std::iter::once(&hosts.writer)
             .chain(&hosts.readers)
@@ -59,7 +62,12 @@ impl RdsConnection {
                 .map(|host| tokio::time::timeout(left(deadline), host.conn().close_by_ref())),
         )
         .await;
-        let closed_in_time = closed.iter().all(|r| matches!(r, Ok(Ok(()))));
+        // Hosts that left service earlier may still be draining.
+        self.inner().tasks.close();
+        let retired_in_time = tokio::time::timeout(left(deadline), self.inner().tasks.wait())
+            .await
+            .is_ok();
+        let closed_in_time = retired_in_time && closed.iter().all(|r| matches!(r, Ok(Ok(()))));
         let report = ShutdownReport {
             drained: abandoned == 0 && closed_in_time,
             abandoned,

@@ -3,12 +3,15 @@
 //! The set is an immutable snapshot behind an atomic pointer: routing a statement takes the
 //! current snapshot without locking, and a topology change publishes a new one.
 
+mod factory;
 mod host;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+pub(crate) use self::factory::HostFactory;
 pub(crate) use self::host::Role;
 pub(crate) use self::host::{HostPool, InFlight};
 
@@ -40,5 +43,33 @@ impl PoolSet {
     /// The current snapshot, as an owned `Arc` (for holding across awaits).
     pub(crate) fn load_full(&self) -> Arc<Hosts> {
         self.current.load_full()
+    }
+}
+
+impl PoolSet {
+    /// Publishes `hosts` as the current snapshot. Statements already routed keep the host they
+    /// were given.
+    pub(crate) fn publish(&self, hosts: Hosts) {
+        self.current.store(Arc::new(hosts));
+    }
+}
+
+/// Takes a host out of service once it has left every snapshot: waits for the statements in
+/// flight on it (up to `timeout`), then closes its pool, which also waits for connections still
+/// checked out (open transactions, streams) within what is left of `timeout`.
+pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let left = host.drained(timeout).await;
+    let closed = tokio::time::timeout_at(deadline, host.conn().close_by_ref()).await;
+    if left == 0 && matches!(closed, Ok(Ok(()))) {
+        tracing::info!(host = %host.name(), role = host.role().as_str(), "host drained and closed");
+    } else {
+        tracing::warn!(
+            host = %host.name(),
+            role = host.role().as_str(),
+            still_running = left,
+            ?timeout,
+            "drain timeout passed; pool closed with work still running"
+        );
     }
 }

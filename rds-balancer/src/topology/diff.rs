@@ -31,15 +31,25 @@ impl ReaderFilter {
     }
 }
 
-/// One change to the hosts in use (in the manner of tower's `discover::Change`).
+/// One change to the hosts an [`RdsConnection`](crate::RdsConnection) uses (in the manner of
+/// tower's `discover::Change`).
+///
+/// ```
+/// use rds_balancer::{Instance, TopologyChange};
+///
+/// let change = TopologyChange::ReaderAdded(Instance::reader("app-2").with_endpoint("10.0.0.2", 5432));
+/// assert!(matches!(change, TopologyChange::ReaderAdded(ref i) if i.id == "app-2"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Change {
-    /// A reader to open a pool for and schedule.
-    Insert(Instance),
-    /// A reader, by instance identifier, to stop scheduling and drain.
-    Remove(String),
-    /// A new writer to swap in.
-    Writer(Instance),
+#[non_exhaustive]
+pub enum TopologyChange {
+    /// A reader got a pool and takes reads from now on.
+    ReaderAdded(Instance),
+    /// A reader, by instance identifier, left scheduling; its pool closes once its in-flight
+    /// statements finish (or the drain timeout passes).
+    ReaderRemoved(String),
+    /// A new writer took over; the old writer's pool drains and closes.
+    WriterChanged(Instance),
 }
 
 /// Whether two instances are the same host to talk to.
@@ -53,26 +63,30 @@ fn same_host(a: &Instance, b: &Instance) -> bool {
 /// and inserted again). The writer changes only when `next` names an available writer with an
 /// endpoint that differs from `current`'s: a topology without a usable writer, as seen in the
 /// middle of a failover, keeps the current one.
-pub(crate) fn diff(current: &Topology, next: &Topology, filter: &ReaderFilter) -> Vec<Change> {
+pub(crate) fn diff(
+    current: &Topology,
+    next: &Topology,
+    filter: &ReaderFilter,
+) -> Vec<TopologyChange> {
     let before = filter.active_readers(current);
     let after = filter.active_readers(next);
-    let mut changes: Vec<Change> = before
+    let mut changes: Vec<TopologyChange> = before
         .iter()
         .filter(|old| !after.iter().any(|new| same_host(old, new)))
-        .map(|old| Change::Remove(old.id.clone()))
+        .map(|old| TopologyChange::ReaderRemoved(old.id.clone()))
         .collect();
     changes.extend(
         after
             .iter()
             .filter(|new| !before.iter().any(|old| same_host(old, new)))
-            .map(|new| Change::Insert((*new).clone())),
+            .map(|new| TopologyChange::ReaderAdded((*new).clone())),
     );
     if let Some(writer) = next
         .writer()
         .filter(|w| w.is_available() && w.address().is_some())
         && !current.writer().is_some_and(|old| same_host(old, writer))
     {
-        changes.push(Change::Writer(writer.clone()));
+        changes.push(TopologyChange::WriterChanged(writer.clone()));
     }
     changes
 }
@@ -129,7 +143,10 @@ mod tests {
         let after = t(vec![w("w"), r("b"), r("c")]);
         assert_eq!(
             diff(&before, &after, &ReaderFilter::default()),
-            [Change::Remove("a".into()), Change::Insert(r("c"))]
+            [
+                TopologyChange::ReaderRemoved("a".into()),
+                TopologyChange::ReaderAdded(r("c"))
+            ]
         );
         assert!(diff(&after, &after, &ReaderFilter::default()).is_empty());
     }
@@ -140,11 +157,11 @@ mod tests {
         let down = t(vec![w("w"), r("a").with_status("rebooting")]);
         assert_eq!(
             diff(&up, &down, &ReaderFilter::default()),
-            [Change::Remove("a".into())]
+            [TopologyChange::ReaderRemoved("a".into())]
         );
         assert_eq!(
             diff(&down, &up, &ReaderFilter::default()),
-            [Change::Insert(r("a"))]
+            [TopologyChange::ReaderAdded(r("a"))]
         );
     }
 
@@ -155,7 +172,10 @@ mod tests {
         let after = t(vec![w("w"), moved.clone()]);
         assert_eq!(
             diff(&before, &after, &ReaderFilter::default()),
-            [Change::Remove("a".into()), Change::Insert(moved)]
+            [
+                TopologyChange::ReaderRemoved("a".into()),
+                TopologyChange::ReaderAdded(moved)
+            ]
         );
     }
 
@@ -166,9 +186,9 @@ mod tests {
         assert_eq!(
             diff(&before, &after, &ReaderFilter::default()),
             [
-                Change::Remove("b".into()),
-                Change::Insert(r("a")),
-                Change::Writer(w("b"))
+                TopologyChange::ReaderRemoved("b".into()),
+                TopologyChange::ReaderAdded(r("a")),
+                TopologyChange::WriterChanged(w("b"))
             ]
         );
     }
@@ -187,7 +207,7 @@ mod tests {
                 &t(vec![w("a")]),
                 &ReaderFilter::default()
             ),
-            [Change::Writer(w("a"))]
+            [TopologyChange::WriterChanged(w("a"))]
         );
     }
 }

@@ -5,12 +5,12 @@
 //! Following the live cluster (the RDS API and cluster-view sources, the polling controller)
 //! builds on these pieces.
 
-// The filter and the diff are wired into the pool set by the topology controller, which is
-// being built (issue 3); until then only their tests use them.
-#[allow(dead_code)]
+mod apply;
 mod diff;
 mod model;
 mod source;
 
+pub use self::diff::TopologyChange;
+pub(crate) use self::diff::{ReaderFilter, diff};
 pub use self::model::{AVAILABLE, Instance, Topology};
 pub use self::source::TopologySource;

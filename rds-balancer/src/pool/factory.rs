@@ -1,0 +1,75 @@
+//! Opening pools for hosts a topology names, from the writer's URL as a template.
+
+use sea_orm::{Database, DatabaseConnection};
+
+use crate::error::{Error, Result};
+use crate::options::PoolOptions;
+
+/// Opens a pool to any `host:port` with the writer URL's scheme, credentials, database and
+/// parameters. Holds a password: its `Debug` shows none of the URL.
+pub(crate) struct HostFactory {
+    template: url::Url,
+    pool: PoolOptions,
+}
+
+impl std::fmt::Debug for HostFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostFactory")
+            .field("scheme", &self.template.scheme())
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostFactory {
+    /// A factory using `writer_url` as the template, or `None` when it is not a URL with a host.
+    pub(crate) fn new(writer_url: &str, pool: PoolOptions) -> Option<Self> {
+        let template = url::Url::parse(writer_url).ok()?;
+        template.host_str()?;
+        Some(HostFactory { template, pool })
+    }
+
+    /// The template with its host and port replaced.
+    fn url_for(&self, host: &str, port: u16) -> Result<url::Url> {
+        let mut url = self.template.clone();
+        url.set_host(Some(host))
+            .map_err(|_| Error::Config(format!("`{host}` is not a valid host name").into()))?;
+        url.set_port(Some(port))
+            .map_err(|()| Error::Config("the writer URL cannot carry a port".into()))?;
+        Ok(url)
+    }
+
+    /// Opens a pool to `host:port`.
+    pub(crate) async fn open(&self, host: &str, port: u16) -> Result<DatabaseConnection> {
+        let url = self.url_for(host, port)?;
+        Database::connect(self.pool.connect_options(url.as_str()))
+            .await
+            .map_err(|source| Error::Connect {
+                host: format!("{host}:{port}"),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_keeps_credentials_database_and_parameters() {
+        let factory = HostFactory::new(
+            "postgres://app:s3cret@writer.example.com:5432/shop?sslmode=require",
+            PoolOptions::default(),
+        )
+        .expect("a template");
+        let url = factory
+            .url_for("reader-1.example.com", 5433)
+            .expect("a url");
+        assert_eq!(
+            url.as_str(),
+            "postgres://app:s3cret@reader-1.example.com:5433/shop?sslmode=require"
+        );
+        assert!(!format!("{factory:?}").contains("s3cret"));
+        assert!(HostFactory::new("not a url", PoolOptions::default()).is_none());
+    }
+}

@@ -1,0 +1,134 @@
+//! Applying a topology to an [`RdsConnection`]: new readers get a pool and traffic at once;
+//! removed readers and a replaced writer leave scheduling at once and are drained, then closed.
+
+use futures_util::future::join_all;
+use sea_orm::DatabaseConnection;
+
+use super::{Instance, Topology, TopologyChange, diff};
+use crate::connection::RdsConnection;
+use crate::error::{Error, Result};
+use crate::pool::{HostPool, Hosts, Role, retire};
+
+impl RdsConnection {
+    /// Makes the hosts in use match `next` and returns the changes made.
+    ///
+    /// Readers are the available members other than the writer that have an endpoint. A new
+    /// reader gets a pool (the writer URL's credentials, database and parameters, with the
+    /// instance's host and port) and takes reads at once; a reader that is gone or no longer
+    /// available leaves scheduling at once, and its pool closes once its in-flight statements
+    /// finish or the [drain timeout](crate::RdsConnectionBuilder::drain_timeout) passes. A new
+    /// writer is swapped in the same way; a topology without a usable writer (mid-failover)
+    /// keeps the current one. A new host whose pool cannot be opened is logged and left out,
+    /// and the next call tries it again. Concurrent calls apply one after the other.
+    ///
+    /// This is how a discovery mechanism of your own feeds the connection; the built-in sources
+    /// call it too. It needs the writer given to the builder as a URL, else it fails with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config).
+    ///
+    /// ```no_run
+    /// use rds_balancer::{Instance, RdsConnection, Topology, TopologyChange};
+    ///
+    /// # async fn demo(db: RdsConnection) -> rds_balancer::Result<()> {
+    /// let changes = db
+    ///     .apply_topology(&Topology::new(vec![
+    ///         Instance::writer("app-1").with_endpoint("10.0.0.1", 5432),
+    ///         Instance::reader("app-2").with_endpoint("10.0.0.2", 5432),
+    ///     ]))
+    ///     .await?;
+    /// for change in changes {
+    ///     if let TopologyChange::ReaderAdded(reader) = change {
+    ///         println!("reads now also go to {}", reader.id);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn apply_topology(&self, next: &Topology) -> Result<Vec<TopologyChange>> {
+        let inner = self.inner();
+        let factory = inner.factory.as_ref().ok_or(Error::Config(
+            "following a cluster's topology needs the writer given as a URL".into(),
+        ))?;
+        let mut applied = inner.applied.lock().await;
+        if self.is_shutting_down() {
+            return Err(Error::ShuttingDown);
+        }
+        let changes = diff(&applied, next, &inner.filter);
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+        let mut opened = join_all(changes.iter().map(|change| async move {
+            match change {
+                TopologyChange::ReaderAdded(instance) | TopologyChange::WriterChanged(instance) => {
+                    Some(open(factory, instance).await)
+                }
+                TopologyChange::ReaderRemoved(_) => None,
+            }
+        }))
+        .await;
+
+        let hosts = inner.pools.load_full();
+        let (mut writer, mut readers) = (hosts.writer.clone(), hosts.readers.clone());
+        let mut leaving = Vec::new();
+        let mut done = Vec::with_capacity(changes.len());
+        for (change, pool) in changes.into_iter().zip(opened.drain(..)) {
+            match (&change, pool) {
+                (TopologyChange::ReaderRemoved(id), _) => {
+                    if let Some(at) = readers.iter().position(|r| r.name() == id) {
+                        leaving.push(readers.remove(at));
+                    }
+                }
+                (TopologyChange::ReaderAdded(instance), Some(Ok(conn))) => {
+                    readers.push(HostPool::new(instance.id.as_str(), Role::Reader, conn));
+                }
+                (TopologyChange::WriterChanged(instance), Some(Ok(conn))) => {
+                    let new = HostPool::new(instance.id.as_str(), Role::Writer, conn);
+                    leaving.push(std::mem::replace(&mut writer, new));
+                }
+                (
+                    TopologyChange::ReaderAdded(instance) | TopologyChange::WriterChanged(instance),
+                    Some(Err(error)),
+                ) => {
+                    tracing::warn!(instance = %instance.id, %error, "new host unreachable; not used yet");
+                    continue;
+                }
+                (TopologyChange::ReaderAdded(_) | TopologyChange::WriterChanged(_), None) => {
+                    continue;
+                }
+            }
+            done.push(change);
+        }
+        inner.pools.publish(Hosts { writer, readers });
+        for host in leaving {
+            inner.tasks.spawn(retire(host, inner.drain_timeout));
+        }
+        for change in &done {
+            record(&mut applied, change);
+            tracing::info!(?change, "topology change applied");
+        }
+        Ok(done)
+    }
+}
+
+/// Opens a pool to `instance` (which the filter or the diff made sure has an address).
+async fn open(
+    factory: &crate::pool::HostFactory,
+    instance: &Instance,
+) -> Result<DatabaseConnection> {
+    let (host, port) = instance.address().ok_or(Error::Config(
+        "an instance without an endpoint cannot be used".into(),
+    ))?;
+    factory.open(host, port).await
+}
+
+/// Updates the record of instances in use with one applied change.
+fn record(applied: &mut Topology, change: &TopologyChange) {
+    match change {
+        TopologyChange::ReaderRemoved(id) => {
+            applied.instances.retain(|i| i.is_writer || i.id != *id)
+        }
+        TopologyChange::ReaderAdded(instance) => applied.instances.push(instance.clone()),
+        TopologyChange::WriterChanged(instance) => {
+            applied.instances.retain(|i| !i.is_writer);
+            applied.instances.push(instance.clone());
+        }
+    }
+}

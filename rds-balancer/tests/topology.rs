@@ -1,0 +1,191 @@
+//! Following a topology (`RdsConnection::apply_topology`) against a real PostgreSQL cluster:
+//! readers join and leave while statements run, and none is lost.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rds_balancer::{ErrorKind, Instance, RdsConnection, Topology, TopologyChange};
+use rds_balancer_testkit::{PgCluster, PgNode};
+use support::{cluster, port_of, served_by, writer_port};
+
+fn writer(node: &PgNode) -> Instance {
+    Instance::writer(node.name()).with_endpoint("127.0.0.1", node.port())
+}
+
+fn reader(node: &PgNode) -> Instance {
+    Instance::reader(node.name()).with_endpoint("127.0.0.1", node.port())
+}
+
+async fn writer_only(cluster: &PgCluster, db: &str) -> RdsConnection {
+    support::create_database(cluster, db);
+    RdsConnection::builder()
+        .writer(cluster.primary().url(db))
+        .connect_timeout(Duration::from_secs(2))
+        .sqlx_logging(false)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Connections the server `node` has open to database `db`.
+fn connections(node: &PgNode, db: &str) -> usize {
+    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'");
+    node.psql("postgres", &sql).unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn readers_added_to_the_topology_take_reads_at_once() {
+    let cluster = cluster();
+    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+    let db = writer_only(cluster, "topology_add").await;
+    assert_eq!(served_by(&db).await, writer_port(cluster), "no reader yet");
+
+    let changes = db
+        .apply_topology(&Topology::new(vec![writer(cluster.primary()), reader(r1)]))
+        .await
+        .unwrap();
+    assert!(
+        changes.contains(&TopologyChange::ReaderAdded(reader(r1))),
+        "{changes:?}"
+    );
+    assert_eq!(served_by(&db).await, r1.port(), "the very next read");
+
+    let changes = db
+        .apply_topology(&Topology::new(vec![
+            writer(cluster.primary()),
+            reader(r1),
+            reader(r2),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(changes, [TopologyChange::ReaderAdded(reader(r2))]);
+    let mut seen = HashSet::new();
+    for _ in 0..100 {
+        seen.insert(served_by(&db).await);
+    }
+    assert_eq!(seen, HashSet::from([r1.port(), r2.port()]));
+    // Writes still go to the writer; applying the same topology again changes nothing.
+    let write = "SELECT inet_server_port() AS port, nextval('ticket')";
+    assert_eq!(port_of(&db, write).await, writer_port(cluster));
+    let again = Topology::new(vec![writer(cluster.primary()), reader(r1), reader(r2)]);
+    assert!(db.apply_topology(&again).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_removed_reader_finishes_its_in_flight_query_and_then_closes() {
+    let cluster = cluster();
+    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+    let db = writer_only(cluster, "topology_remove").await;
+    db.apply_topology(&Topology::new(vec![writer(cluster.primary()), reader(r1)]))
+        .await
+        .unwrap();
+
+    let slow = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            port_of(&db, "SELECT inet_server_port() AS port FROM pg_sleep(1.5)").await
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let running = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE datname = 'topology_remove' AND query LIKE '%pg_sleep(1.5)%' \
+                   AND pid <> pg_backend_pid()";
+    while r1.psql("postgres", running).unwrap().trim() != "1" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow query never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // replica-1 leaves the cluster, replica-2 joins.
+    let changes = db
+        .apply_topology(&Topology::new(vec![writer(cluster.primary()), reader(r2)]))
+        .await
+        .unwrap();
+    assert!(changes.contains(&TopologyChange::ReaderRemoved(r1.name().to_owned())));
+    assert!(changes.contains(&TopologyChange::ReaderAdded(reader(r2))));
+    // New reads go to replica-2 at once, while replica-1 still runs the slow query.
+    for _ in 0..10 {
+        assert_eq!(served_by(&db).await, r2.port());
+    }
+    assert!(connections(r1, "topology_remove") >= 1);
+    // The in-flight query on the removed reader completes, successfully, where it started...
+    assert_eq!(slow.await.unwrap(), r1.port());
+    // ...and then replica-1's pool is closed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while connections(r1, "topology_remove") > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replica-1's pool was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(db.shutdown(Duration::from_secs(5)).await.drained);
+}
+
+#[tokio::test]
+async fn unavailable_and_unreachable_readers_get_no_traffic() {
+    let cluster = cluster();
+    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+    let db = writer_only(cluster, "topology_filter").await;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ghost = Instance::reader("ghost").with_endpoint("127.0.0.1", closed_port);
+    let topology = Topology::new(vec![
+        writer(cluster.primary()),
+        reader(r1).with_status("stopped"),
+        reader(r2),
+        Instance::reader("creating").with_status("creating"),
+        ghost.clone(),
+    ]);
+    let changes = db.apply_topology(&topology).await.unwrap();
+    assert!(
+        changes.contains(&TopologyChange::ReaderAdded(reader(r2))),
+        "{changes:?}"
+    );
+    assert!(
+        !changes.contains(&TopologyChange::ReaderAdded(ghost)),
+        "unreachable: not used"
+    );
+    assert!(
+        !changes
+            .iter()
+            .any(|c| matches!(c, TopologyChange::ReaderAdded(i) if i.id == r1.name()))
+    );
+    for _ in 0..20 {
+        assert_eq!(served_by(&db).await, r2.port());
+    }
+    // replica-1 becomes available: it joins.
+    let topology = Topology::new(vec![writer(cluster.primary()), reader(r1), reader(r2)]);
+    assert_eq!(
+        db.apply_topology(&topology).await.unwrap(),
+        [TopologyChange::ReaderAdded(reader(r1))]
+    );
+}
+
+#[tokio::test]
+async fn following_a_topology_needs_the_writer_as_a_url() {
+    let cluster = cluster();
+    support::create_database(cluster, "topology_conn");
+    let conn = sea_orm::Database::connect(cluster.primary().url("topology_conn"))
+        .await
+        .unwrap();
+    let db = RdsConnection::builder()
+        .writer_connection(conn)
+        .build()
+        .await
+        .unwrap();
+    let err = db
+        .apply_topology(&Topology::new(vec![writer(cluster.primary())]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+}
