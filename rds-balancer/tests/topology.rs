@@ -189,3 +189,51 @@ async fn following_a_topology_needs_the_writer_as_a_url() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
 }
+
+#[tokio::test]
+async fn writes_follow_a_new_writer() {
+    // This test kills and promotes nodes: it has a cluster of its own.
+    let cluster = PgCluster::start(2).unwrap();
+    let db = writer_only(&cluster, "topology_failover").await;
+    let (old, new) = (cluster.primary().port(), cluster.replicas()[0].port());
+    let write = "SELECT inet_server_port() AS port, nextval('ticket')";
+    db.apply_topology(&Topology::new(vec![
+        writer(cluster.primary()),
+        reader(&cluster.replicas()[0]),
+        reader(&cluster.replicas()[1]),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(port_of(&db, write).await, old);
+
+    cluster.primary().kill().unwrap();
+    cluster.promote(0).unwrap();
+    // The cluster now reports replica-1 as its writer and replica-2 as its only reader.
+    let changes = db
+        .apply_topology(&Topology::new(vec![
+            writer(cluster.primary()),
+            reader(&cluster.replicas()[0]),
+        ]))
+        .await
+        .unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| matches!(c, TopologyChange::WriterChanged(w) if w.port == Some(new))),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&TopologyChange::ReaderRemoved("replica-1".into())),
+        "{changes:?}"
+    );
+    assert_eq!(
+        port_of(&db, write).await,
+        new,
+        "writes reach the promoted writer"
+    );
+    for _ in 0..10 {
+        assert_eq!(served_by(&db).await, cluster.replicas()[0].port());
+    }
+    let report = db.shutdown(Duration::from_secs(10)).await;
+    assert!(report.drained, "{report:?}");
+}
