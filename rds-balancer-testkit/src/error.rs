@@ -6,6 +6,10 @@ use std::time::Duration;
 /// The command that installs what the test kit needs on the project's machines (Debian/Ubuntu).
 pub const INSTALL_HINT: &str = "apt-get update && apt-get install -y postgresql";
 
+/// The command that installs the moto RDS emulator (with boto3) that
+/// [`RdsEmulator`](crate::RdsEmulator) runs.
+pub const MOTO_INSTALL_HINT: &str = "python3 -m pip install 'moto[server]==5.2.1'";
+
 /// Why a test-kit operation failed.
 ///
 /// Every message says what was being done; a server that does not come up carries the tail of
@@ -88,6 +92,34 @@ pub enum Error {
         index: usize,
         /// How many replicas there are.
         count: usize,
+    },
+    /// `python3`, moto or boto3 was not found, so the RDS emulator cannot run.
+    #[error("the moto RDS emulator cannot run ({detail}); install it with `{MOTO_INSTALL_HINT}`")]
+    MotoNotInstalled {
+        /// What was missing.
+        detail: String,
+    },
+    /// The RDS emulator did not start or did not answer.
+    #[error(
+        "the moto RDS emulator failed to start: {reason}\n--- its standard error ---\n{log_tail}"
+    )]
+    EmulatorStart {
+        /// What went wrong.
+        reason: String,
+        /// The end of what the emulator wrote to its standard error.
+        log_tail: String,
+    },
+    /// An RDS API call to the emulator was rejected (an unknown instance, a state that forbids
+    /// the action, ...), or its answer could not be read.
+    #[error("RDS {operation} failed: {code}: {message}")]
+    Rds {
+        /// The API operation (`create_db_instance`, `failover_db_cluster`, ...).
+        operation: String,
+        /// The AWS error code (`DBInstanceNotFound`, `InvalidDBInstanceState`, ...), or what
+        /// went wrong on the way.
+        code: String,
+        /// The error message.
+        message: String,
     },
 }
 
