@@ -73,15 +73,43 @@
 //! socket in `<dir>/<node>/sock` and its log in `<dir>/<node>/postgres.log`. Beside the servers,
 //! each cluster runs a small `sh` supervisor that stops them and removes the directory as soon as
 //! the test process is gone, even when it was killed with `SIGKILL`.
+//!
+//! # The RDS API
+//!
+//! [`RdsEmulator::start`] runs moto's RDS emulator (`python3` with `moto[server]` and boto3;
+//! else it fails with the fix, [`MOTO_INSTALL_HINT`]) on a loopback port, and
+//! [`RdsEmulator::describe_pg_cluster`] describes a [`PgCluster`] there as an Aurora cluster
+//! whose instances have the nodes' ports. Its endpoint host names are fake
+//! (`<id>.aaaaaaaaaa.us-east-1.rds.amazonaws.com`): [`resolve_to_loopback`] maps them to
+//! 127.0.0.1. Topology changes are one call each (`add_instance`, `remove_instance`,
+//! `stop_instance`, `set_instance_status`, `failover`), a few milliseconds.
+//!
+//! ```no_run
+//! use rds_balancer_testkit::{PgCluster, RdsEmulator};
+//!
+//! # fn main() -> Result<(), rds_balancer_testkit::Error> {
+//! let cluster = PgCluster::start(1)?;
+//! let rds = RdsEmulator::start()?;
+//! let ids = rds.describe_pg_cluster("app", &cluster)?;
+//! // Give the code under test: endpoint_url(), region(), RdsEmulator::ACCESS_KEY_ID and
+//! // RdsEmulator::SECRET_ACCESS_KEY, cluster id "app", and resolve_to_loopback as its
+//! // endpoint resolver. Then change the topology under it:
+//! rds.failover("app", &ids[1])?;
+//! let writer = rds.describe("app")?.writer().and_then(|w| w.port);
+//! assert_eq!(writer, Some(cluster.replicas()[0].port()));
+//! # Ok(()) }
+//! ```
 
 mod error;
 mod net;
 mod pg;
 mod process;
+mod rds;
 mod supervisor;
 
-pub use self::error::{Error, INSTALL_HINT};
+pub use self::error::{Error, INSTALL_HINT, MOTO_INSTALL_HINT};
 pub use self::pg::{PgCluster, PgNode};
+pub use self::rds::{EmulatedCluster, EmulatedInstance, RdsEmulator, resolve_to_loopback};
 
 /// A query whose one row's `port` column is the port of the server that ran it: how tests ask
 /// "who served this" (compare with [`PgNode::port`] or look it up with
