@@ -41,6 +41,22 @@ pub enum Error {
         #[source]
         source: DbErr,
     },
+    /// A [`TopologySource`](crate::TopologySource) could not describe the cluster (the RDS API
+    /// refused, timed out or could not be reached, or the cluster does not exist). The last good
+    /// topology stays in use.
+    ///
+    /// The message names the operation and the service's error code and message; it never
+    /// carries credentials. [`Error::is_throttling`] tells when to back off.
+    #[error("{operation} failed: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+    Topology {
+        /// The operation that failed (`DescribeDBClusters`, `DescribeDBInstances`, ...).
+        operation: Cow<'static, str>,
+        /// The service's error code (`DBClusterNotFoundFault`, `Throttling`, ...), when it
+        /// answered with one; `None` for timeouts and transport failures.
+        code: Option<String>,
+        /// The service's message, or what went wrong on the way to it.
+        message: String,
+    },
     /// The database (or the driver) returned an error for a statement.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -62,6 +78,8 @@ pub enum ErrorKind {
     Connect,
     /// See [`Error::Db`]: an error from the database itself.
     Database,
+    /// See [`Error::Topology`].
+    Topology,
 }
 
 /// Every `DbErr` made from an [`Error`] (other than [`Error::Db`], passed through unchanged)
@@ -69,13 +87,14 @@ pub enum ErrorKind {
 const PREFIX: &str = "[rds-balancer:";
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 6] = [
+    const ALL: [ErrorKind; 7] = [
         ErrorKind::NoActiveReaders,
         ErrorKind::ShuttingDown,
         ErrorKind::WriteRefused,
         ErrorKind::Config,
         ErrorKind::Connect,
         ErrorKind::Database,
+        ErrorKind::Topology,
     ];
 
     /// A stable snake-case code, used in the `DbErr` message prefix (`[rds-balancer:<code>]`).
@@ -87,6 +106,7 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Connect => "connect",
             ErrorKind::Database => "database",
+            ErrorKind::Topology => "topology",
         }
     }
 
@@ -132,9 +152,37 @@ impl Error {
             Error::Config(_) => ErrorKind::Config,
             Error::Connect { .. } => ErrorKind::Connect,
             Error::Db(_) => ErrorKind::Database,
+            Error::Topology { .. } => ErrorKind::Topology,
+        }
+    }
+
+    /// True for an [`Error::Topology`] whose code says the API is throttling its callers
+    /// (`Throttling`, `ThrottlingException`, `RequestLimitExceeded`): poll less often.
+    ///
+    /// ```
+    /// use rds_balancer::Error;
+    ///
+    /// let err = Error::Topology {
+    ///     operation: "DescribeDBClusters".into(),
+    ///     code: Some("Throttling".into()),
+    ///     message: "Rate exceeded".into(),
+    /// };
+    /// assert!(err.is_throttling());
+    /// assert_eq!(err.to_string(), "DescribeDBClusters failed: Throttling: Rate exceeded");
+    /// assert!(!Error::ShuttingDown.is_throttling());
+    /// ```
+    pub fn is_throttling(&self) -> bool {
+        match self {
+            Error::Topology {
+                code: Some(code), ..
+            } => THROTTLING_CODES.contains(&code.as_str()),
+            _ => false,
         }
     }
 }
+
+/// The error codes AWS APIs answer with when they throttle (the SDK's own list, for RDS).
+const THROTTLING_CODES: [&str; 3] = ["Throttling", "ThrottlingException", "RequestLimitExceeded"];
 
 impl From<Error> for DbErr {
     /// The database's own errors pass through unchanged; every other kind becomes a
@@ -164,6 +212,11 @@ mod tests {
                 host: "127.0.0.1:1".into(),
                 source: DbErr::Custom("refused".into()),
             },
+            Error::Topology {
+                operation: "DescribeDBClusters".into(),
+                code: Some("DBClusterNotFoundFault".into()),
+                message: "DBCluster app not found.".into(),
+            },
         ];
         for err in errors {
             let kind = err.kind();
@@ -174,7 +227,31 @@ mod tests {
                     .contains(&format!("[rds-balancer:{}]", kind.code()))
             );
         }
-        assert_eq!(ErrorKind::ALL.len(), 6);
+        assert_eq!(ErrorKind::ALL.len(), 7);
+    }
+
+    #[test]
+    fn topology_errors_name_the_operation_and_recognise_throttling() {
+        let topology = |code: Option<&str>| Error::Topology {
+            operation: "DescribeDBInstances".into(),
+            code: code.map(str::to_owned),
+            message: "something".into(),
+        };
+        for code in ["Throttling", "ThrottlingException", "RequestLimitExceeded"] {
+            assert!(topology(Some(code)).is_throttling(), "{code}");
+        }
+        assert!(!topology(Some("DBClusterNotFoundFault")).is_throttling());
+        assert!(!topology(None).is_throttling());
+        assert_eq!(
+            topology(None).to_string(),
+            "DescribeDBInstances failed: something"
+        );
+        let db: DbErr = topology(Some("Throttling")).into();
+        assert_eq!(ErrorKind::of(&db), Some(ErrorKind::Topology));
+        assert_eq!(
+            db.to_string(),
+            "Custom Error: [rds-balancer:topology] DescribeDBInstances failed: Throttling: something"
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub use self::options::RdsConnectionBuilder;
 pub use self::route::{ReaderSelection, Route, current_route, with_route};
 pub use self::shutdown::ShutdownReport;
 pub use self::topology::{AVAILABLE, Instance, Topology, TopologyChange, TopologySource};
+#[cfg(feature = "rds-api")]
+pub use self::topology::{RdsApiSource, RdsApiSourceBuilder};
 
 /// Routes every statement the function issues to the writer.
 ///

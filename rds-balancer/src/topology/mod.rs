@@ -8,9 +8,13 @@
 mod apply;
 mod diff;
 mod model;
+#[cfg(feature = "rds-api")]
+mod rds_api;
 mod source;
 
 pub use self::diff::TopologyChange;
 pub(crate) use self::diff::{ReaderFilter, diff};
 pub use self::model::{AVAILABLE, Instance, Topology};
+#[cfg(feature = "rds-api")]
+pub use self::rds_api::{RdsApiSource, RdsApiSourceBuilder};
 pub use self::source::TopologySource;
