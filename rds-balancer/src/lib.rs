@@ -15,7 +15,9 @@ pub use self::error::{Error, ErrorKind, Result};
 pub use self::options::RdsConnectionBuilder;
 pub use self::route::{ReaderSelection, Route, current_route, with_route};
 pub use self::shutdown::ShutdownReport;
-pub use self::topology::{AVAILABLE, Instance, Topology, TopologyChange, TopologySource};
+pub use self::topology::{
+    AVAILABLE, EndpointResolver, Instance, Topology, TopologyChange, TopologySource,
+};
 #[cfg(feature = "rds-api")]
 pub use self::topology::{RdsApiSource, RdsApiSourceBuilder};
 

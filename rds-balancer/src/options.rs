@@ -14,7 +14,8 @@ use crate::connection::{Inner, RdsConnection};
 use crate::error::{Error, Result};
 use crate::pool::{HostFactory, HostPool, Hosts, PoolSet, Role};
 use crate::route::{Picker, ReaderSelection};
-use crate::topology::{ReaderFilter, Topology};
+use crate::topology::{EndpointResolver, ReaderFilter, Topology};
+use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 /// Where a host's pool comes from.
@@ -116,6 +117,7 @@ pub struct RdsConnectionBuilder {
     pool: PoolOptions,
     fallback_to_writer: bool,
     drain_timeout: Duration,
+    endpoint_resolver: Option<Arc<dyn EndpointResolver>>,
     reader_selection: ReaderSelection,
     classifier: Classifier,
 }
@@ -137,6 +139,7 @@ impl std::fmt::Debug for RdsConnectionBuilder {
             .field("fallback_to_writer", &self.fallback_to_writer)
             .field("reader_selection", &self.reader_selection)
             .field("classifier", &self.classifier)
+            .field("endpoint_resolver", &self.endpoint_resolver.is_some())
             .finish()
     }
 }
@@ -149,6 +152,7 @@ impl Default for RdsConnectionBuilder {
             pool: PoolOptions::default(),
             fallback_to_writer: true,
             drain_timeout: Duration::from_secs(30),
+            endpoint_resolver: None,
             reader_selection: ReaderSelection::default(),
             classifier: Classifier::default(),
         }
@@ -237,6 +241,13 @@ impl RdsConnectionBuilder {
         self
     }
 
+    /// Maps the endpoints a topology reports to the addresses dialled (tunnels, local test
+    /// clusters). Default: none, the endpoints are dialled as reported.
+    pub fn endpoint_resolver(mut self, resolver: impl EndpointResolver) -> Self {
+        self.endpoint_resolver = Some(Arc::new(resolver));
+        self
+    }
+
     /// How a reader is chosen. Default: [`ReaderSelection::PowerOfTwoChoices`].
     pub fn reader_selection(mut self, value: ReaderSelection) -> Self {
         self.reader_selection = value;
@@ -262,7 +273,9 @@ impl RdsConnectionBuilder {
         ))?;
         let writer_name = writer.name("writer");
         let factory = match &writer {
-            HostSource::Url(url) => HostFactory::new(url, self.pool.clone()),
+            HostSource::Url(url) => {
+                HostFactory::new(url, self.pool.clone(), self.endpoint_resolver.clone())
+            }
             HostSource::Connection(_) => None,
         };
         let writer = open(writer, &self.pool)

@@ -1,15 +1,19 @@
 //! Opening pools for hosts a topology names, from the writer's URL as a template.
 
+use std::sync::Arc;
+
 use sea_orm::{Database, DatabaseConnection};
 
 use crate::error::{Error, Result};
 use crate::options::PoolOptions;
+use crate::topology::EndpointResolver;
 
 /// Opens a pool to any `host:port` with the writer URL's scheme, credentials, database and
 /// parameters. Holds a password: its `Debug` shows none of the URL.
 pub(crate) struct HostFactory {
     template: url::Url,
     pool: PoolOptions,
+    resolver: Option<Arc<dyn EndpointResolver>>,
 }
 
 impl std::fmt::Debug for HostFactory {
@@ -17,16 +21,25 @@ impl std::fmt::Debug for HostFactory {
         f.debug_struct("HostFactory")
             .field("scheme", &self.template.scheme())
             .field("pool", &self.pool)
+            .field("resolver", &self.resolver.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl HostFactory {
     /// A factory using `writer_url` as the template, or `None` when it is not a URL with a host.
-    pub(crate) fn new(writer_url: &str, pool: PoolOptions) -> Option<Self> {
+    pub(crate) fn new(
+        writer_url: &str,
+        pool: PoolOptions,
+        resolver: Option<Arc<dyn EndpointResolver>>,
+    ) -> Option<Self> {
         let template = url::Url::parse(writer_url).ok()?;
         template.host_str()?;
-        Some(HostFactory { template, pool })
+        Some(HostFactory {
+            template,
+            pool,
+            resolver,
+        })
     }
 
     /// The template with its host and port replaced.
@@ -39,8 +52,13 @@ impl HostFactory {
         Ok(url)
     }
 
-    /// Opens a pool to `host:port`.
+    /// Opens a pool to the instance endpoint `host:port` (through the resolver, if any).
     pub(crate) async fn open(&self, host: &str, port: u16) -> Result<DatabaseConnection> {
+        let (host, port) = match &self.resolver {
+            Some(resolver) => resolver.resolve(host, port),
+            None => (host.to_owned(), port),
+        };
+        let (host, port) = (host.as_str(), port);
         let url = self.url_for(host, port)?;
         Database::connect(self.pool.connect_options(url.as_str()))
             .await
@@ -60,6 +78,7 @@ mod tests {
         let factory = HostFactory::new(
             "postgres://app:s3cret@writer.example.com:5432/shop?sslmode=require",
             PoolOptions::default(),
+            None,
         )
         .expect("a template");
         let url = factory
@@ -70,6 +89,6 @@ mod tests {
             "postgres://app:s3cret@reader-1.example.com:5433/shop?sslmode=require"
         );
         assert!(!format!("{factory:?}").contains("s3cret"));
-        assert!(HostFactory::new("not a url", PoolOptions::default()).is_none());
+        assert!(HostFactory::new("not a url", PoolOptions::default(), None).is_none());
     }
 }

@@ -10,6 +10,7 @@ mod diff;
 mod model;
 #[cfg(feature = "rds-api")]
 mod rds_api;
+mod resolver;
 mod source;
 
 pub use self::diff::TopologyChange;
@@ -17,4 +18,5 @@ pub(crate) use self::diff::{ReaderFilter, diff};
 pub use self::model::{AVAILABLE, Instance, Topology};
 #[cfg(feature = "rds-api")]
 pub use self::rds_api::{RdsApiSource, RdsApiSourceBuilder};
+pub use self::resolver::EndpointResolver;
 pub use self::source::TopologySource;
