@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     pub(crate) applied: tokio::sync::Mutex<Topology>,
     /// Which readers of a topology may take reads.
     pub(crate) filter: ReaderFilter,
+    /// Whether a topology's writer is ignored (the builder's writer is kept).
+    pub(crate) keep_existing_write_host: bool,
     /// How long a host leaving service may take to finish its in-flight work.
     pub(crate) drain_timeout: Duration,
 }

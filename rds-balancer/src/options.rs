@@ -118,6 +118,8 @@ pub struct RdsConnectionBuilder {
     fallback_to_writer: bool,
     drain_timeout: Duration,
     endpoint_resolver: Option<Arc<dyn EndpointResolver>>,
+    filter: ReaderFilter,
+    keep_existing_write_host: bool,
     reader_selection: ReaderSelection,
     classifier: Classifier,
 }
@@ -140,6 +142,8 @@ impl std::fmt::Debug for RdsConnectionBuilder {
             .field("reader_selection", &self.reader_selection)
             .field("classifier", &self.classifier)
             .field("endpoint_resolver", &self.endpoint_resolver.is_some())
+            .field("filter", &self.filter)
+            .field("keep_existing_write_host", &self.keep_existing_write_host)
             .finish()
     }
 }
@@ -153,6 +157,8 @@ impl Default for RdsConnectionBuilder {
             fallback_to_writer: true,
             drain_timeout: Duration::from_secs(30),
             endpoint_resolver: None,
+            filter: ReaderFilter::default(),
+            keep_existing_write_host: false,
             reader_selection: ReaderSelection::default(),
             classifier: Classifier::default(),
         }
@@ -248,6 +254,33 @@ impl RdsConnectionBuilder {
         self
     }
 
+    /// Only readers in these failover promotion tiers take reads when following a topology
+    /// (for example keep tier 0, the failover target, free of read load with `1..=15`).
+    /// Default: every tier.
+    pub fn include_promotion_tiers(mut self, tiers: impl IntoIterator<Item = i32>) -> Self {
+        self.filter.include_promotion_tiers = Some(tiers.into_iter().collect());
+        self
+    }
+
+    /// Instances (by identifier) that never take reads when following a topology, such as an
+    /// analytics replica. Default: none.
+    pub fn exclude_instance_identifiers<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.filter.exclude_instance_identifiers = ids.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// When following a topology, keep the writer given to the builder (an RDS Proxy or the
+    /// cluster endpoint, say) instead of switching to the writer instance the topology names.
+    /// Default: `false`, the writer follows the cluster's writer.
+    pub fn keep_existing_write_host(mut self, value: bool) -> Self {
+        self.keep_existing_write_host = value;
+        self
+    }
+
     /// How a reader is chosen. Default: [`ReaderSelection::PowerOfTwoChoices`].
     pub fn reader_selection(mut self, value: ReaderSelection) -> Self {
         self.reader_selection = value;
@@ -322,7 +355,8 @@ impl RdsConnectionBuilder {
             tasks: TaskTracker::new(),
             factory,
             applied: tokio::sync::Mutex::new(Topology::default()),
-            filter: ReaderFilter::default(),
+            filter: self.filter,
+            keep_existing_write_host: self.keep_existing_write_host,
             drain_timeout: self.drain_timeout,
         }))
     }

@@ -237,3 +237,83 @@ async fn writes_follow_a_new_writer() {
     let report = db.shutdown(Duration::from_secs(10)).await;
     assert!(report.drained, "{report:?}");
 }
+
+#[tokio::test]
+async fn excluded_instances_and_other_tiers_get_no_reads() {
+    let cluster = cluster();
+    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+    support::create_database(cluster, "topology_filters");
+    let url = cluster.primary().url("topology_filters");
+    let topology = Topology::new(vec![
+        writer(cluster.primary()),
+        reader(r1).with_promotion_tier(0),
+        reader(r2).with_promotion_tier(1),
+    ]);
+
+    let by_tier = RdsConnection::builder()
+        .writer(url.clone())
+        .include_promotion_tiers(1..=15)
+        .sqlx_logging(false)
+        .build()
+        .await
+        .unwrap();
+    by_tier.apply_topology(&topology).await.unwrap();
+    for _ in 0..20 {
+        assert_eq!(
+            served_by(&by_tier).await,
+            r2.port(),
+            "tier 0 takes no reads"
+        );
+    }
+
+    let excluding = RdsConnection::builder()
+        .writer(url)
+        .exclude_instance_identifiers([r2.name()])
+        .sqlx_logging(false)
+        .build()
+        .await
+        .unwrap();
+    excluding.apply_topology(&topology).await.unwrap();
+    for _ in 0..20 {
+        assert_eq!(served_by(&excluding).await, r1.port(), "excluded: no reads");
+    }
+    let in_use = excluding.topology().await;
+    let readers: Vec<&str> = in_use.readers().map(|r| r.id.as_str()).collect();
+    assert_eq!(readers, [r1.name()]);
+    assert_eq!(
+        in_use.writer().map(|w| w.id.as_str()),
+        Some(cluster.primary().name())
+    );
+}
+
+#[tokio::test]
+async fn keep_existing_write_host_ignores_the_topologys_writer() {
+    let cluster = cluster();
+    let r1 = &cluster.replicas()[0];
+    support::create_database(cluster, "topology_keep_writer");
+    let db = RdsConnection::builder()
+        .writer(cluster.primary().url("topology_keep_writer"))
+        .keep_existing_write_host(true)
+        .sqlx_logging(false)
+        .build()
+        .await
+        .unwrap();
+    // A topology naming replica-1 as the writer (as an RDS Proxy user would see after a
+    // failover the proxy handles itself): the builder's writer stays.
+    let changes = db
+        .apply_topology(&Topology::new(vec![
+            writer(r1),
+            reader(&cluster.replicas()[1]),
+        ]))
+        .await
+        .unwrap();
+    assert!(
+        !changes
+            .iter()
+            .any(|c| matches!(c, TopologyChange::WriterChanged(_))),
+        "{changes:?}"
+    );
+    let write = "SELECT inet_server_port() AS port, nextval('ticket')";
+    assert_eq!(port_of(&db, write).await, writer_port(cluster));
+    assert_eq!(served_by(&db).await, cluster.replicas()[1].port());
+}

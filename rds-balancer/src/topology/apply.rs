@@ -51,7 +51,10 @@ impl RdsConnection {
         if self.is_shutting_down() {
             return Err(Error::ShuttingDown);
         }
-        let changes = diff(&applied, next, &inner.filter);
+        let mut changes = diff(&applied, next, &inner.filter);
+        if inner.keep_existing_write_host {
+            changes.retain(|c| !matches!(c, TopologyChange::WriterChanged(_)));
+        }
         if changes.is_empty() {
             return Ok(changes);
         }
@@ -105,6 +108,20 @@ impl RdsConnection {
             tracing::info!(?change, "topology change applied");
         }
         Ok(done)
+    }
+
+    /// The instances in use as of the last [`apply_topology`](Self::apply_topology): the
+    /// writer (once a topology named one) and the readers taking reads. Empty before the first.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: rds_balancer::RdsConnection) {
+    /// for reader in db.topology().await.readers() {
+    ///     println!("{} at {:?}", reader.id, reader.address());
+    /// }
+    /// # }
+    /// ```
+    pub async fn topology(&self) -> Topology {
+        self.inner().applied.lock().await.clone()
     }
 }
 
