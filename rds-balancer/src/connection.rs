@@ -23,6 +23,7 @@ use crate::pool::{HostFactory, InFlight, PoolSet};
 use crate::route::{Decision, Picker, Route, current_route, decide, decide_transaction};
 use crate::topology::{ReaderFilter, Topology};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// A SeaORM connection to a cluster: a writer and its readers, each with its own pool.
@@ -66,8 +67,10 @@ pub(crate) struct Inner {
     pub(crate) classifier: Classifier,
     /// Set once shutdown begins; checked after a statement is counted in flight.
     pub(crate) closing: AtomicBool,
-    /// Background work (hosts draining), awaited by shutdown.
+    /// Background work (hosts draining, topology polling), awaited by shutdown.
     pub(crate) tasks: TaskTracker,
+    /// Cancelled when shutdown begins: stops polling.
+    pub(crate) stopping: CancellationToken,
     /// Opens pools for hosts a topology names; `None` when the writer was handed over as a
     /// connection (no URL to take credentials from).
     pub(crate) factory: Option<HostFactory>,

@@ -16,7 +16,8 @@ pub use self::options::RdsConnectionBuilder;
 pub use self::route::{ReaderSelection, Route, current_route, with_route};
 pub use self::shutdown::ShutdownReport;
 pub use self::topology::{
-    AVAILABLE, EndpointResolver, Instance, Topology, TopologyChange, TopologySource,
+    AVAILABLE, BalancerOptions, EndpointResolver, Instance, RdsReplicaBalancer, Topology,
+    TopologyChange, TopologySource, attach_rds_replica_balancer,
 };
 #[cfg(feature = "rds-api")]
 pub use self::topology::{RdsApiSource, RdsApiSourceBuilder};

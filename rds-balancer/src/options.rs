@@ -16,6 +16,7 @@ use crate::pool::{HostFactory, HostPool, Hosts, PoolSet, Role};
 use crate::route::{Picker, ReaderSelection};
 use crate::topology::{EndpointResolver, ReaderFilter, Topology};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Where a host's pool comes from.
@@ -353,6 +354,7 @@ impl RdsConnectionBuilder {
             classifier: self.classifier,
             closing: AtomicBool::new(false),
             tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
             factory,
             applied: tokio::sync::Mutex::new(Topology::default()),
             filter: self.filter,

@@ -42,6 +42,7 @@ impl RdsConnection {
         let start = Instant::now();
         let deadline = start + timeout;
         self.inner().closing.store(true, Ordering::SeqCst);
+        self.inner().stopping.cancel();
         // Wait for a topology change being applied: it publishes its hosts before releasing the
         // lock, and the next one sees `closing` and stops, so the snapshot below is final.
         drop(self.inner().applied.lock().await);

@@ -43,10 +43,11 @@ impl RdsConnection {
     /// # Ok(()) }
     /// ```
     pub async fn apply_topology(&self, next: &Topology) -> Result<Vec<TopologyChange>> {
+        self.check_can_follow()?;
         let inner = self.inner();
-        let factory = inner.factory.as_ref().ok_or(Error::Config(
-            "following a cluster's topology needs the writer given as a URL".into(),
-        ))?;
+        let Some(factory) = inner.factory.as_ref() else {
+            return Err(Error::Config(NEEDS_URL.into()));
+        };
         let mut applied = inner.applied.lock().await;
         if self.is_shutting_down() {
             return Err(Error::ShuttingDown);
@@ -122,6 +123,18 @@ impl RdsConnection {
     /// ```
     pub async fn topology(&self) -> Topology {
         self.inner().applied.lock().await.clone()
+    }
+}
+
+const NEEDS_URL: &str = "following a cluster's topology needs the writer given as a URL";
+
+impl RdsConnection {
+    /// Fails unless this connection can open pools for the hosts a topology names.
+    pub(crate) fn check_can_follow(&self) -> Result<()> {
+        match self.inner().factory {
+            Some(_) => Ok(()),
+            None => Err(Error::Config(NEEDS_URL.into())),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! builds on these pieces.
 
 mod apply;
+mod balancer;
 mod diff;
 mod model;
 #[cfg(feature = "rds-api")]
@@ -13,6 +14,7 @@ mod rds_api;
 mod resolver;
 mod source;
 
+pub use self::balancer::{BalancerOptions, RdsReplicaBalancer, attach_rds_replica_balancer};
 pub use self::diff::TopologyChange;
 pub(crate) use self::diff::{ReaderFilter, diff};
 pub use self::model::{AVAILABLE, Instance, Topology};
