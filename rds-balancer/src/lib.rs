@@ -16,8 +16,9 @@ pub use self::options::RdsConnectionBuilder;
 pub use self::route::{ReaderSelection, Route, current_route, with_route};
 pub use self::shutdown::ShutdownReport;
 pub use self::topology::{
-    AVAILABLE, BalancerOptions, EndpointResolver, Instance, RdsReplicaBalancer, Topology,
-    TopologyChange, TopologySource, attach_rds_replica_balancer,
+    AVAILABLE, BalancerOptions, ClusterViewSource, ClusterViewSourceBuilder, EndpointResolver,
+    Instance, RdsReplicaBalancer, Topology, TopologyChange, TopologySource,
+    attach_rds_replica_balancer,
 };
 #[cfg(feature = "rds-api")]
 pub use self::topology::{RdsApiSource, RdsApiSourceBuilder};

@@ -7,6 +7,7 @@
 
 mod apply;
 mod balancer;
+mod cluster_view;
 mod diff;
 mod model;
 #[cfg(feature = "rds-api")]
@@ -15,6 +16,7 @@ mod resolver;
 mod source;
 
 pub use self::balancer::{BalancerOptions, RdsReplicaBalancer, attach_rds_replica_balancer};
+pub use self::cluster_view::{ClusterViewSource, ClusterViewSourceBuilder};
 pub use self::diff::TopologyChange;
 pub(crate) use self::diff::{ReaderFilter, diff};
 pub use self::model::{AVAILABLE, Instance, Topology};

@@ -1,0 +1,401 @@
+//! The topology queries, and the pure logic that turns their rows into a [`Topology`].
+//!
+//! The queries follow the AWS Advanced JDBC Wrapper's Aurora dialects (`AuroraPgDialect`,
+//! `AuroraMysqlDialect`): same source, same columns, same five-minute staleness rule. They
+//! differ in three ways: every column is cast to a type decoded the same way on every server
+//! version (the writer test and the staleness test stay in SQL, on the server's clock), a NULL
+//! lag stays unknown instead of becoming 0, and the row's age is selected so that, when two rows
+//! claim to be the writer, the most recently updated one wins (as the wrappers do).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use sea_orm::{DbBackend, QueryResult, TryGetable};
+
+use super::super::{Instance, Topology};
+
+/// The `session_id` of the writer's row.
+pub(super) const WRITER_SESSION_ID: &str = "MASTER_SESSION_ID";
+
+/// Aurora PostgreSQL: `aurora_replica_status()`. Rows not updated for more than 300 s are left
+/// out, except the writer's and those whose `last_update_timestamp` is NULL (from Aurora
+/// PostgreSQL 13.9, the row of the instance the session is connected to).
+pub(super) const POSTGRES_SQL: &str = "\
+SELECT server_id::text AS server_id, \
+session_id::text AS session_id, \
+cpu::float8 AS cpu, \
+replica_lag_in_msec::float8 AS replica_lag_ms, \
+(EXTRACT(EPOCH FROM (now() - last_update_timestamp)) * 1000)::float8 AS age_ms \
+FROM aurora_replica_status() \
+WHERE session_id = 'MASTER_SESSION_ID' \
+OR last_update_timestamp IS NULL \
+OR EXTRACT(EPOCH FROM (now() - last_update_timestamp)) <= 300";
+
+/// Aurora MySQL: `information_schema.replica_host_status`, with the same rule. `+ 0e0` makes
+/// every number a DOUBLE on Aurora MySQL 2 (5.7) and 3 (8.0) alike.
+pub(super) const MYSQL_SQL: &str = "\
+SELECT SERVER_ID AS server_id, \
+SESSION_ID AS session_id, \
+CPU + 0e0 AS cpu, \
+REPLICA_LAG_IN_MILLISECONDS + 0e0 AS replica_lag_ms, \
+TIMESTAMPDIFF(MICROSECOND, LAST_UPDATE_TIMESTAMP, NOW()) / 1000e0 AS age_ms \
+FROM information_schema.replica_host_status \
+WHERE SESSION_ID = 'MASTER_SESSION_ID' \
+OR LAST_UPDATE_TIMESTAMP IS NULL \
+OR TIMESTAMPDIFF(SECOND, LAST_UPDATE_TIMESTAMP, NOW()) <= 300";
+
+/// The topology query for `backend`, if it has one.
+pub(super) fn topology_sql(backend: DbBackend) -> Option<&'static str> {
+    match backend {
+        DbBackend::Postgres => Some(POSTGRES_SQL),
+        DbBackend::MySql => Some(MYSQL_SQL),
+        _ => None,
+    }
+}
+
+/// The port the backend's servers listen on by default.
+pub(super) fn default_port(backend: DbBackend) -> Option<u16> {
+    match backend {
+        DbBackend::Postgres => Some(5432),
+        DbBackend::MySql => Some(3306),
+        _ => None,
+    }
+}
+
+/// An instance host name made from a pattern with one `?`, replaced by the server id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct HostPattern {
+    pattern: String,
+    /// The byte offset of the `?`.
+    at: usize,
+}
+
+impl HostPattern {
+    /// The pattern, if it has exactly one `?`.
+    pub(super) fn parse(pattern: &str) -> Option<Self> {
+        let mut marks = pattern.match_indices('?');
+        let (at, _) = marks.next()?;
+        if marks.next().is_some() {
+            return None;
+        }
+        Some(HostPattern {
+            pattern: pattern.to_owned(),
+            at,
+        })
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The host of instance `id`.
+    pub(super) fn host(&self, id: &str) -> String {
+        let (before, after) = self.pattern.split_at(self.at);
+        format!("{before}{id}{}", &after[1..])
+    }
+}
+
+/// One row of the topology query, every column optional: NULLs and values of unexpected types
+/// are `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Row {
+    pub(super) server_id: Option<String>,
+    pub(super) session_id: Option<String>,
+    pub(super) cpu: Option<f64>,
+    pub(super) replica_lag_ms: Option<f64>,
+    /// Milliseconds since the row was last updated, on the server's clock.
+    pub(super) age_ms: Option<f64>,
+}
+
+impl Row {
+    /// Decodes a row; never fails.
+    pub(super) fn decode(row: &QueryResult) -> Self {
+        Row {
+            server_id: text(row, "server_id"),
+            session_id: text(row, "session_id"),
+            cpu: number(row, "cpu"),
+            replica_lag_ms: number(row, "replica_lag_ms"),
+            age_ms: number(row, "age_ms"),
+        }
+    }
+}
+
+fn get<T: TryGetable>(row: &QueryResult, column: &str) -> Option<T> {
+    row.try_get::<Option<T>>("", column).ok().flatten()
+}
+
+fn text(row: &QueryResult, column: &str) -> Option<String> {
+    get::<String>(row, column)
+        .or_else(|| get::<Vec<u8>>(row, column).and_then(|bytes| String::from_utf8(bytes).ok()))
+}
+
+fn number(row: &QueryResult, column: &str) -> Option<f64> {
+    get::<f64>(row, column)
+        .or_else(|| get::<f32>(row, column).map(f64::from))
+        .or_else(|| get::<i64>(row, column).map(|v| v as f64))
+        .or_else(|| get::<i32>(row, column).map(f64::from))
+        .or_else(|| get::<i16>(row, column).map(f64::from))
+        .or_else(|| get::<String>(row, column).and_then(|s| s.trim().parse().ok()))
+}
+
+/// Whether `id` can stand in a host name: ASCII letters, digits, `-`, `_` and `.`.
+fn is_host_safe(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The topology the rows describe: the writer first (when a row claims it), then the readers in
+/// the order reported. Rows with a NULL, empty or non-host-safe server id are skipped; of
+/// several writer rows the most recently updated wins (a NULL age counts as fresh) and the
+/// others are dropped; of several rows of one reader the first wins.
+pub(super) fn assemble(rows: Vec<Row>, pattern: &HostPattern, port: u16) -> Topology {
+    let mut valid = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(id) = row.server_id.as_deref().map(str::trim) else {
+            tracing::debug!("cluster view: skipped a row with a NULL server_id");
+            continue;
+        };
+        if !is_host_safe(id) {
+            tracing::warn!(
+                server_id = id,
+                "cluster view: skipped a row whose server_id cannot be a host name"
+            );
+            continue;
+        }
+        let is_writer = row
+            .session_id
+            .as_deref()
+            .is_some_and(|s| s.trim().eq_ignore_ascii_case(WRITER_SESSION_ID));
+        valid.push((id.to_owned(), is_writer, row));
+    }
+
+    let age = |row: &Row| {
+        row.age_ms
+            .filter(|a| !a.is_nan())
+            .unwrap_or(f64::NEG_INFINITY)
+    };
+    let writer = valid
+        .iter()
+        .filter(|(_, is_writer, _)| *is_writer)
+        .reduce(|best, next| {
+            if age(&next.2) < age(&best.2) {
+                next
+            } else {
+                best
+            }
+        })
+        .map(|(id, _, row)| (id.clone(), row.clone()));
+
+    let mut instances = Vec::with_capacity(valid.len());
+    let mut seen = HashSet::new();
+    if let Some((id, row)) = &writer {
+        seen.insert(id.clone());
+        instances.push(instance(
+            Instance::writer(id.clone()),
+            id,
+            row,
+            pattern,
+            port,
+        ));
+    }
+    for (id, is_writer, row) in &valid {
+        if *is_writer {
+            if seen.contains(id) {
+                continue;
+            }
+            tracing::debug!(
+                server_id = %id,
+                "cluster view: dropped a second writer row (an older update)"
+            );
+            continue;
+        }
+        if seen.insert(id.clone()) {
+            instances.push(instance(
+                Instance::reader(id.clone()),
+                id,
+                row,
+                pattern,
+                port,
+            ));
+        }
+    }
+    Topology::new(instances)
+}
+
+fn instance(base: Instance, id: &str, row: &Row, pattern: &HostPattern, port: u16) -> Instance {
+    let mut instance = base.with_endpoint(pattern.host(id), port);
+    let lag = row
+        .replica_lag_ms
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok());
+    if let Some(lag) = lag {
+        instance = instance.with_replica_lag(lag);
+    }
+    if let Some(cpu) = row.cpu.filter(|c| c.is_finite() && *c >= 0.0) {
+        instance = instance.with_cpu_percent(cpu);
+    }
+    instance
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: Option<&str>, session: &str) -> Row {
+        Row {
+            server_id: id.map(str::to_owned),
+            session_id: Some(session.to_owned()),
+            ..Row::default()
+        }
+    }
+
+    fn pattern() -> HostPattern {
+        HostPattern::parse("?.cluster-xyz.us-east-1.rds.amazonaws.com").unwrap()
+    }
+
+    #[test]
+    fn the_query_is_chosen_by_backend() {
+        let pg = topology_sql(DbBackend::Postgres).unwrap();
+        assert!(pg.contains("FROM aurora_replica_status()"));
+        assert!(pg.contains("replica_lag_in_msec"));
+        let mysql = topology_sql(DbBackend::MySql).unwrap();
+        assert!(mysql.contains("FROM information_schema.replica_host_status"));
+        assert!(mysql.contains("REPLICA_LAG_IN_MILLISECONDS"));
+        for sql in [pg, mysql] {
+            assert!(sql.contains("'MASTER_SESSION_ID'"));
+            assert!(sql.contains("<= 300"));
+            for column in ["server_id", "session_id", "cpu", "replica_lag_ms", "age_ms"] {
+                assert!(sql.contains(&format!("AS {column}")), "{column} in {sql}");
+            }
+        }
+        assert_eq!(topology_sql(DbBackend::Sqlite), None);
+        assert_eq!(default_port(DbBackend::Postgres), Some(5432));
+        assert_eq!(default_port(DbBackend::MySql), Some(3306));
+        assert_eq!(default_port(DbBackend::Sqlite), None);
+    }
+
+    #[test]
+    fn host_patterns_need_exactly_one_placeholder() {
+        assert_eq!(
+            pattern().host("app-1"),
+            "app-1.cluster-xyz.us-east-1.rds.amazonaws.com"
+        );
+        assert_eq!(HostPattern::parse("db-?").unwrap().host("a"), "db-a");
+        assert_eq!(HostPattern::parse("?").unwrap().host("a"), "a");
+        assert!(HostPattern::parse("no-placeholder.example").is_none());
+        assert!(HostPattern::parse("?.?.example").is_none());
+        assert!(HostPattern::parse("").is_none());
+    }
+
+    #[test]
+    fn rows_become_a_writer_and_readers() {
+        let rows = vec![
+            row(Some("reader-1"), "8d5a-uuid"),
+            Row {
+                cpu: Some(12.5),
+                replica_lag_ms: Some(1500.0),
+                ..row(Some("reader-2"), "9e6b-uuid")
+            },
+            row(Some("writer-1"), WRITER_SESSION_ID),
+        ];
+        let topology = assemble(rows, &pattern(), 5432);
+        let ids: Vec<_> = topology.instances.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["writer-1", "reader-1", "reader-2"]);
+        let writer = topology.writer().unwrap();
+        assert_eq!(
+            writer.address(),
+            Some(("writer-1.cluster-xyz.us-east-1.rds.amazonaws.com", 5432))
+        );
+        assert!(writer.is_available());
+        let reader_2 = &topology.instances[2];
+        assert_eq!(reader_2.replica_lag, Some(Duration::from_millis(1500)));
+        assert_eq!(reader_2.cpu_percent, Some(12.5));
+        assert_eq!(topology.instances[1].replica_lag, None);
+    }
+
+    #[test]
+    fn odd_rows_are_skipped_and_odd_numbers_ignored() {
+        let rows = vec![
+            row(None, "x"),
+            row(Some(""), "x"),
+            row(Some("  "), WRITER_SESSION_ID),
+            row(Some("bad/host"), "x"),
+            Row {
+                session_id: None,
+                cpu: Some(f64::NAN),
+                replica_lag_ms: Some(-1.0),
+                ..row(Some("reader-1"), "")
+            },
+            Row {
+                replica_lag_ms: Some(f64::MAX),
+                cpu: Some(-3.0),
+                ..row(Some("reader-1"), "dup")
+            },
+            Row {
+                replica_lag_ms: Some(f64::INFINITY),
+                ..row(Some("reader-2"), "y")
+            },
+        ];
+        let topology = assemble(rows, &pattern(), 1);
+        assert!(topology.writer().is_none());
+        let ids: Vec<_> = topology.instances.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["reader-1", "reader-2"]);
+        for instance in &topology.instances {
+            assert_eq!(instance.replica_lag, None);
+            assert_eq!(instance.cpu_percent, None);
+        }
+        let huge = assemble(
+            vec![Row {
+                replica_lag_ms: Some(1e300),
+                ..row(Some("r"), "z")
+            }],
+            &pattern(),
+            1,
+        );
+        assert_eq!(huge.instances[0].replica_lag, None);
+    }
+
+    #[test]
+    fn of_two_writer_rows_the_freshest_wins() {
+        let rows = vec![
+            Row {
+                age_ms: Some(20_000.0),
+                ..row(Some("old-writer"), WRITER_SESSION_ID)
+            },
+            Row {
+                age_ms: Some(10.0),
+                ..row(Some("new-writer"), WRITER_SESSION_ID)
+            },
+            row(Some("reader-1"), "uuid"),
+        ];
+        let topology = assemble(rows, &pattern(), 5432);
+        assert_eq!(topology.writer().unwrap().id, "new-writer");
+        let ids: Vec<_> = topology.instances.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["new-writer", "reader-1"]);
+
+        // A NULL age (the connected instance's own row) counts as the freshest.
+        let rows = vec![
+            Row {
+                age_ms: Some(5.0),
+                ..row(Some("a"), WRITER_SESSION_ID)
+            },
+            row(Some("b"), WRITER_SESSION_ID),
+        ];
+        assert_eq!(assemble(rows, &pattern(), 1).writer().unwrap().id, "b");
+    }
+
+    #[test]
+    fn a_writer_reported_again_as_reader_stays_the_writer() {
+        let rows = vec![
+            row(Some("w"), "uuid"),
+            row(Some("w"), WRITER_SESSION_ID),
+            row(Some("r"), "uuid-2"),
+        ];
+        let topology = assemble(rows, &pattern(), 5432);
+        assert_eq!(topology.instances.len(), 2);
+        assert_eq!(topology.writer().unwrap().id, "w");
+        assert_eq!(topology.readers().count(), 1);
+    }
+}
