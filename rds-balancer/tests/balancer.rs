@@ -11,18 +11,11 @@ use rds_balancer::{
     BalancerOptions, ErrorKind, RdsApiSource, RdsConnection, TopologyChange,
     attach_rds_replica_balancer,
 };
-use rds_balancer_testkit::{RdsEmulator, resolve_to_loopback};
+use rds_balancer_testkit::RdsEmulator;
 use support::{cluster, served_by};
 
 async fn source(rds: &RdsEmulator, cluster_id: &str) -> RdsApiSource {
-    RdsApiSource::builder(cluster_id)
-        .region(rds.region())
-        .endpoint_url(rds.endpoint_url())
-        .credentials(
-            RdsEmulator::ACCESS_KEY_ID,
-            RdsEmulator::SECRET_ACCESS_KEY,
-            None,
-        )
+    support::rds::emulator_source_builder(rds, cluster_id)
         .operation_timeout(Duration::from_secs(1))
         .build()
         .await
@@ -34,10 +27,7 @@ async fn connection(db: &str) -> RdsConnection {
     support::create_database(cluster, db);
     RdsConnection::builder()
         .writer(cluster.primary().url(db))
-        .endpoint_resolver(|host: &str, port: u16| {
-            let ip = resolve_to_loopback(host).map_or_else(|| host.to_owned(), |ip| ip.to_string());
-            (ip, port)
-        })
+        .endpoint_resolver(support::rds::dial_loopback)
         .sqlx_logging(false)
         .build()
         .await

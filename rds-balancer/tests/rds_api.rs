@@ -5,6 +5,8 @@
 //! is needed: the instances' ports are only numbers here.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod support;
+
 use std::net::TcpListener;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -35,19 +37,9 @@ fn create_cluster(rds: &RdsEmulator, cluster: &str, members: &[(&str, u16, i32)]
     }
 }
 
-/// A source for `cluster` on the emulator, with the emulator's dummy credentials.
+/// A source for `cluster` on the emulator.
 async fn source(rds: &RdsEmulator, cluster: &str) -> RdsApiSource {
-    RdsApiSource::builder(cluster)
-        .region(rds.region())
-        .endpoint_url(rds.endpoint_url())
-        .credentials(
-            RdsEmulator::ACCESS_KEY_ID,
-            RdsEmulator::SECRET_ACCESS_KEY,
-            None,
-        )
-        .build()
-        .await
-        .expect("build the source")
+    support::rds::emulator_source(rds, cluster).await
 }
 
 /// What the source should report for a member created on the emulator.

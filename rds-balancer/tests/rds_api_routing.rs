@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rds_balancer::{RdsApiSource, RdsConnection, TopologySource};
-use rds_balancer_testkit::{PgCluster, RdsEmulator, resolve_to_loopback};
+use rds_balancer::{RdsConnection, TopologySource};
+use rds_balancer_testkit::{PgCluster, RdsEmulator};
 use support::{served_by, writer_port};
 
 /// Reads in a loop until told to stop; counts successes and failures.
@@ -99,23 +99,10 @@ async fn readers_added_and_removed_in_the_rds_api_are_followed_with_no_failed_re
     rds.add_instance("app", "app-reader-2", r2.port(), Some(1))
         .unwrap();
 
-    let source = RdsApiSource::builder("app")
-        .region(rds.region())
-        .endpoint_url(rds.endpoint_url())
-        .credentials(
-            RdsEmulator::ACCESS_KEY_ID,
-            RdsEmulator::SECRET_ACCESS_KEY,
-            None,
-        )
-        .build()
-        .await
-        .unwrap();
+    let source = support::rds::emulator_source(&rds, "app").await;
     let db = RdsConnection::builder()
         .writer(cluster.primary().url("app"))
-        .endpoint_resolver(|host: &str, port: u16| {
-            let ip = resolve_to_loopback(host).map_or_else(|| host.to_owned(), |ip| ip.to_string());
-            (ip, port)
-        })
+        .endpoint_resolver(support::rds::dial_loopback)
         .sqlx_logging(false)
         .build()
         .await

@@ -4,6 +4,8 @@
 #![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)]
 
 pub mod entities;
+#[cfg(feature = "rds-api")]
+pub mod rds;
 
 use std::sync::OnceLock;
 use std::time::Duration;
