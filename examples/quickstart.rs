@@ -6,8 +6,14 @@
 
 use std::time::Duration;
 
-use rds_balancer::{RdsConnection, read_replica, writer};
-use rds_balancer_testkit::PgCluster;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rds_balancer::{
+    BalancerOptions, RdsApiSource, RdsConnection, TopologyChange, attach_rds_replica_balancer,
+    read_replica, writer,
+};
+use rds_balancer_testkit::{PgCluster, RdsEmulator, resolve_to_loopback};
 use sea_orm::entity::prelude::*;
 use sea_orm::{AccessMode, ActiveValue::Set, Statement, TransactionTrait};
 
@@ -128,5 +134,109 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let report = db.shutdown(Duration::from_secs(5)).await;
     println!("shutdown: drained = {}", report.drained);
+
+    follow_the_cluster(&cluster).await
+}
+
+/// Part two: the RDS API (a local emulator) describes the cluster; the balancer polls it while
+/// reads keep flowing, and a reader is added and another removed with no read failing.
+async fn follow_the_cluster(cluster: &PgCluster) -> Result<(), Box<dyn std::error::Error>> {
+    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+    let rds = RdsEmulator::start()?;
+    rds.create_cluster("demo", "aurora-postgresql")?;
+    rds.add_instance("demo", "demo-writer", cluster.primary().port(), Some(0))?;
+    rds.add_instance("demo", "demo-reader-1", r1.port(), Some(1))?;
+
+    let db = RdsConnection::builder()
+        .writer(cluster.primary().url("postgres"))
+        // The emulator's instance host names all live on this machine.
+        .endpoint_resolver(|host: &str, port: u16| {
+            let ip = resolve_to_loopback(host).map_or_else(|| host.to_owned(), |ip| ip.to_string());
+            (ip, port)
+        })
+        .sqlx_logging(false)
+        .build()
+        .await?;
+    let source = RdsApiSource::builder("demo")
+        .region(rds.region())
+        .endpoint_url(rds.endpoint_url())
+        .credentials(
+            RdsEmulator::ACCESS_KEY_ID,
+            RdsEmulator::SECRET_ACCESS_KEY,
+            None,
+        )
+        .build()
+        .await?;
+    let options = BalancerOptions::new(source)
+        .poll_interval(Duration::from_millis(200))
+        .auto_start(true)
+        .on_topology_change(|changes| {
+            for change in changes {
+                match change {
+                    TopologyChange::ReaderAdded(r) => println!("  balancer: reader {} added", r.id),
+                    TopologyChange::ReaderRemoved(id) => {
+                        println!("  balancer: reader {id} removed")
+                    }
+                    TopologyChange::WriterChanged(w) => println!("  balancer: writer is {}", w.id),
+                    other => println!("  balancer: {other:?}"),
+                }
+            }
+        });
+    let balancer = attach_rds_replica_balancer(db, options).await?;
+    let db = balancer.connection();
+
+    // Steady reads in the background, counting failures.
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (db, ok, failed) = (db.clone(), Arc::clone(&ok), Arc::clone(&failed));
+        tokio::spawn(async move {
+            while !db.is_shutting_down() {
+                let counter = if who_reads(&db).await.is_ok() {
+                    &ok
+                } else {
+                    &failed
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    println!("adding demo-reader-2 (port {}) in the RDS API", r2.port());
+    rds.add_instance("demo", "demo-reader-2", r2.port(), Some(1))?;
+    while !balancer
+        .topology()
+        .await
+        .readers()
+        .any(|r| r.id == "demo-reader-2")
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "removing demo-reader-1 (port {}) from the RDS API",
+        r1.port()
+    );
+    rds.remove_instance("demo-reader-1")?;
+    while balancer
+        .topology()
+        .await
+        .readers()
+        .any(|r| r.id == "demo-reader-1")
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let readers: Vec<String> = balancer
+        .topology()
+        .await
+        .readers()
+        .map(|r| r.id.clone())
+        .collect();
+    println!("readers in use now: {readers:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    db.shutdown(Duration::from_secs(5)).await;
+    load.await?;
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    // The last reads may meet the shutdown itself: those are refused, not lost.
+    println!("reads while the cluster changed: {ok} served, {failed} refused or failed");
     Ok(())
 }
