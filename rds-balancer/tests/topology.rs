@@ -317,3 +317,39 @@ async fn keep_existing_write_host_ignores_the_topologys_writer() {
     assert_eq!(port_of(&db, write).await, writer_port(cluster));
     assert_eq!(served_by(&db).await, cluster.replicas()[1].port());
 }
+
+#[tokio::test]
+async fn the_builders_writer_is_adopted_when_the_topology_names_it() {
+    let cluster = cluster();
+    support::create_database(cluster, "topology_adopt");
+    let db = RdsConnection::builder()
+        .writer(cluster.primary().url("topology_adopt"))
+        .max_connections(1)
+        .sqlx_logging(false)
+        .build()
+        .await
+        .unwrap();
+    // One pooled connection: its backend pid identifies the writer pool.
+    let pid = || async {
+        let sql = "SELECT pg_backend_pid() AS pid, nextval('ticket')";
+        let row = sea_orm::ConnectionTrait::query_one_raw(&db, support::stmt(&db, sql)).await;
+        row.unwrap().unwrap().try_get::<i32>("", "pid").unwrap()
+    };
+    let before = pid().await;
+    let changes = db
+        .apply_topology(&Topology::new(vec![
+            writer(cluster.primary()),
+            reader(&cluster.replicas()[0]),
+        ]))
+        .await
+        .unwrap();
+    assert!(
+        changes.contains(&TopologyChange::WriterChanged(writer(cluster.primary()))),
+        "{changes:?}"
+    );
+    assert_eq!(pid().await, before, "the same pool, not a new one");
+    assert_eq!(
+        db.topology().await.writer().map(|w| w.id.as_str()),
+        Some(cluster.primary().name())
+    );
+}

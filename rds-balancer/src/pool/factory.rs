@@ -52,6 +52,22 @@ impl HostFactory {
         Ok(url)
     }
 
+    /// Whether the instance endpoint `host:port` (through the resolver, if any) is the host the
+    /// template itself points at: the writer the builder was given.
+    pub(crate) fn dials_template(&self, host: &str, port: u16) -> bool {
+        let (host, port) = match &self.resolver {
+            Some(resolver) => resolver.resolve(host, port),
+            None => (host.to_owned(), port),
+        };
+        self.template
+            .host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case(&host))
+            && self
+                .template
+                .port_or_known_default()
+                .is_none_or(|p| p == port)
+    }
+
     /// Opens a pool to the instance endpoint `host:port` (through the resolver, if any).
     pub(crate) async fn open(&self, host: &str, port: u16) -> Result<DatabaseConnection> {
         let (host, port) = match &self.resolver {
@@ -89,6 +105,9 @@ mod tests {
             "postgres://app:s3cret@reader-1.example.com:5433/shop?sslmode=require"
         );
         assert!(!format!("{factory:?}").contains("s3cret"));
+        assert!(factory.dials_template("WRITER.example.com", 5432));
+        assert!(!factory.dials_template("writer.example.com", 5433));
+        assert!(!factory.dials_template("reader-1.example.com", 5432));
         assert!(HostFactory::new("not a url", PoolOptions::default(), None).is_none());
     }
 }

@@ -56,7 +56,20 @@ impl RdsConnection {
         if inner.keep_existing_write_host {
             changes.retain(|c| !matches!(c, TopologyChange::WriterChanged(_)));
         }
-        if changes.is_empty() {
+        // The first writer a topology names may be the very host the builder's writer URL points
+        // at: adopt the pool already open instead of opening and draining one for nothing.
+        let adopted = if applied.writer().is_none() {
+            changes
+                .iter()
+                .position(|c| {
+                    matches!(c, TopologyChange::WriterChanged(w)
+                        if w.address().is_some_and(|(host, port)| factory.dials_template(host, port)))
+                })
+                .map(|at| changes.remove(at))
+        } else {
+            None
+        };
+        if changes.is_empty() && adopted.is_none() {
             return Ok(changes);
         }
         let mut opened = join_all(changes.iter().map(|change| async move {
@@ -100,6 +113,7 @@ impl RdsConnection {
             }
             done.push(change);
         }
+        done.extend(adopted);
         inner.pools.publish(Hosts { writer, readers });
         for host in leaving {
             inner.tasks.spawn(retire(host, inner.drain_timeout));
