@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::connection::RdsConnection;
-use crate::pool::HostPool;
+use crate::pool::{HostPool, retire};
 
 /// What [`RdsConnection::shutdown`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,28 +47,21 @@ impl RdsConnection {
         // lock, and the next one sees `closing` and stops, so the snapshot below is final.
         drop(self.inner().applied.lock().await);
         let hosts = self.inner().pools.load_full();
-        let all: Vec<&Arc<HostPool>> = std::iter::once(&hosts.writer)
+        let all: Vec<Arc<HostPool>> = std::iter::once(&hosts.writer)
             .chain(&hosts.readers)
+            .cloned()
             .collect();
         tracing::info!(hosts = all.len(), ?timeout, "rds-balancer shutting down");
 
         let left = |deadline: Instant| deadline.saturating_duration_since(Instant::now());
-        let abandoned: usize = join_all(all.iter().map(|host| host.drained(left(deadline))))
-            .await
-            .into_iter()
-            .sum();
-        // Closing a pool waits for its checked-out connections (open transactions) to come back.
-        let closed = join_all(
-            all.iter()
-                .map(|host| tokio::time::timeout(left(deadline), host.conn().close_by_ref())),
-        )
-        .await;
+        let retired = join_all(all.into_iter().map(|host| retire(host, left(deadline)))).await;
+        let abandoned: usize = retired.iter().map(|r| r.still_running).sum();
         // Hosts that left service earlier may still be draining.
         self.inner().tasks.close();
         let retired_in_time = tokio::time::timeout(left(deadline), self.inner().tasks.wait())
             .await
             .is_ok();
-        let closed_in_time = retired_in_time && closed.iter().all(|r| matches!(r, Ok(Ok(()))));
+        let closed_in_time = retired_in_time && retired.iter().all(|r| r.closed);
         let report = ShutdownReport {
             drained: abandoned == 0 && closed_in_time,
             abandoned,

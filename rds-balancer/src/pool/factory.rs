@@ -42,6 +42,15 @@ impl HostFactory {
         })
     }
 
+    /// The address dialled for the instance endpoint `host:port`: the resolver's answer, or the
+    /// endpoint itself.
+    fn dialled(&self, host: &str, port: u16) -> (String, u16) {
+        match &self.resolver {
+            Some(resolver) => resolver.resolve(host, port),
+            None => (host.to_owned(), port),
+        }
+    }
+
     /// The template with its host and port replaced.
     fn url_for(&self, host: &str, port: u16) -> Result<url::Url> {
         let mut url = self.template.clone();
@@ -55,10 +64,7 @@ impl HostFactory {
     /// Whether the instance endpoint `host:port` (through the resolver, if any) is the host the
     /// template itself points at: the writer the builder was given.
     pub(crate) fn dials_template(&self, host: &str, port: u16) -> bool {
-        let (host, port) = match &self.resolver {
-            Some(resolver) => resolver.resolve(host, port),
-            None => (host.to_owned(), port),
-        };
+        let (host, port) = self.dialled(host, port);
         self.template
             .host_str()
             .is_some_and(|h| h.eq_ignore_ascii_case(&host))
@@ -70,12 +76,8 @@ impl HostFactory {
 
     /// Opens a pool to the instance endpoint `host:port` (through the resolver, if any).
     pub(crate) async fn open(&self, host: &str, port: u16) -> Result<DatabaseConnection> {
-        let (host, port) = match &self.resolver {
-            Some(resolver) => resolver.resolve(host, port),
-            None => (host.to_owned(), port),
-        };
-        let (host, port) = (host.as_str(), port);
-        let url = self.url_for(host, port)?;
+        let (host, port) = self.dialled(host, port);
+        let url = self.url_for(&host, port)?;
         Database::connect(self.pool.connect_options(url.as_str()))
             .await
             .map_err(|source| Error::Connect {

@@ -44,9 +44,7 @@ impl PoolSet {
     pub(crate) fn load_full(&self) -> Arc<Hosts> {
         self.current.load_full()
     }
-}
 
-impl PoolSet {
     /// Publishes `hosts` as the current snapshot. Statements already routed keep the host they
     /// were given.
     pub(crate) fn publish(&self, hosts: Hosts) {
@@ -54,22 +52,46 @@ impl PoolSet {
     }
 }
 
+/// How a host's retirement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retired {
+    /// Statements still in flight when the time was up.
+    pub(crate) still_running: usize,
+    /// Whether its pool closed in time.
+    pub(crate) closed: bool,
+}
+
+impl Retired {
+    /// Every statement finished and the pool closed in time.
+    pub(crate) fn is_clean(self) -> bool {
+        self.still_running == 0 && self.closed
+    }
+}
+
 /// Takes a host out of service once it has left every snapshot: waits for the statements in
 /// flight on it (up to `timeout`), then closes its pool, which also waits for connections still
 /// checked out (open transactions, streams) within what is left of `timeout`.
-pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration) {
+pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration) -> Retired {
     let deadline = tokio::time::Instant::now() + timeout;
-    let left = host.drained(timeout).await;
-    let closed = tokio::time::timeout_at(deadline, host.conn().close_by_ref()).await;
-    if left == 0 && matches!(closed, Ok(Ok(()))) {
+    let still_running = host.drained(timeout).await;
+    let closed = matches!(
+        tokio::time::timeout_at(deadline, host.conn().close_by_ref()).await,
+        Ok(Ok(()))
+    );
+    let retired = Retired {
+        still_running,
+        closed,
+    };
+    if retired.is_clean() {
         tracing::info!(host = %host.name(), role = host.role().as_str(), "host drained and closed");
     } else {
         tracing::warn!(
             host = %host.name(),
             role = host.role().as_str(),
-            still_running = left,
+            still_running,
             ?timeout,
-            "drain timeout passed; pool closed with work still running"
+            "timeout passed; pool closed with work still running"
         );
     }
+    retired
 }

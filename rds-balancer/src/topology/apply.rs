@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 use super::{Instance, Topology, TopologyChange, diff};
 use crate::connection::RdsConnection;
 use crate::error::{Error, Result};
-use crate::pool::{HostPool, Hosts, Role, retire};
+use crate::pool::{HostFactory, HostPool, Hosts, Role, retire};
 
 impl RdsConnection {
     /// Makes the hosts in use match `next` and returns the changes made.
@@ -43,11 +43,8 @@ impl RdsConnection {
     /// # Ok(()) }
     /// ```
     pub async fn apply_topology(&self, next: &Topology) -> Result<Vec<TopologyChange>> {
-        self.check_can_follow()?;
+        let factory = self.host_factory()?;
         let inner = self.inner();
-        let Some(factory) = inner.factory.as_ref() else {
-            return Err(Error::Config(NEEDS_URL.into()));
-        };
         let mut applied = inner.applied.lock().await;
         if self.is_shutting_down() {
             return Err(Error::ShuttingDown);
@@ -140,23 +137,18 @@ impl RdsConnection {
     }
 }
 
-const NEEDS_URL: &str = "following a cluster's topology needs the writer given as a URL";
-
 impl RdsConnection {
-    /// Fails unless this connection can open pools for the hosts a topology names.
-    pub(crate) fn check_can_follow(&self) -> Result<()> {
-        match self.inner().factory {
-            Some(_) => Ok(()),
-            None => Err(Error::Config(NEEDS_URL.into())),
-        }
+    /// The factory that opens pools for the hosts a topology names; fails unless the writer was
+    /// given to the builder as a URL (its credentials are what new pools use).
+    pub(crate) fn host_factory(&self) -> Result<&HostFactory> {
+        self.inner().factory.as_ref().ok_or(Error::Config(
+            "following a cluster's topology needs the writer given as a URL".into(),
+        ))
     }
 }
 
 /// Opens a pool to `instance` (which the filter or the diff made sure has an address).
-async fn open(
-    factory: &crate::pool::HostFactory,
-    instance: &Instance,
-) -> Result<DatabaseConnection> {
+async fn open(factory: &HostFactory, instance: &Instance) -> Result<DatabaseConnection> {
     let (host, port) = instance.address().ok_or(Error::Config(
         "an instance without an endpoint cannot be used".into(),
     ))?;

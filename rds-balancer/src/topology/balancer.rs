@@ -130,7 +130,7 @@ pub async fn attach_rds_replica_balancer(
     db: RdsConnection,
     options: BalancerOptions,
 ) -> Result<RdsReplicaBalancer> {
-    db.check_can_follow()?;
+    db.host_factory()?;
     let balancer = RdsReplicaBalancer {
         inner: Arc::new(Inner {
             db,
