@@ -188,14 +188,7 @@ async fn every_page_of_instances_is_read() {
         .map(|(id, port, tier)| (id.as_str(), *port, *tier))
         .collect();
     create_cluster(rds, "paged", &members);
-    let source = RdsApiSource::builder("paged")
-        .region(rds.region())
-        .endpoint_url(rds.endpoint_url())
-        .credentials(
-            RdsEmulator::ACCESS_KEY_ID,
-            RdsEmulator::SECRET_ACCESS_KEY,
-            None,
-        )
+    let source = support::rds::emulator_source_builder(rds, "paged")
         .page_size(20)
         .build()
         .await

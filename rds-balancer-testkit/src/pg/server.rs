@@ -122,13 +122,7 @@ impl PgNode {
             return Ok(());
         };
         signal("INT", &[pid])?;
-        if state.paused {
-            let mut pids = children_of(pid);
-            pids.push(pid);
-            signal("CONT", &pids)?;
-            state.paused = false;
-        }
-        Ok(())
+        Self::resume_pid(state, pid)
     }
 
     fn finish_stop(&self, state: &mut State) -> Result<(), Error> {
@@ -214,6 +208,11 @@ impl PgNode {
     pub fn resume(&self) -> Result<(), Error> {
         let mut state = self.lock();
         let pid = self.running_pid(&mut state)?;
+        Self::resume_pid(&mut state, pid)
+    }
+
+    /// `SIGCONT` to the postmaster `pid` and its children, when paused.
+    fn resume_pid(state: &mut State, pid: u32) -> Result<(), Error> {
         if state.paused {
             let mut pids = children_of(pid);
             pids.push(pid);
