@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rds_balancer::{
-    BalancerOptions, RdsApiSource, RdsConnection, TopologyChange, attach_rds_replica_balancer,
-    read_replica, writer,
+    BalancerOptions, RdsApiSource, RdsConnection, TopologyChange, read_replica, writer,
 };
 use rds_balancer_testkit::{PgCluster, RdsEmulator, resolve_to_loopback};
 use sea_orm::entity::prelude::*;
@@ -147,16 +146,14 @@ async fn follow_the_cluster(cluster: &PgCluster) -> Result<(), Box<dyn std::erro
     rds.add_instance("demo", "demo-writer", cluster.primary().port(), Some(0))?;
     rds.add_instance("demo", "demo-reader-1", r1.port(), Some(1))?;
 
-    let db = RdsConnection::builder()
+    let builder = RdsConnection::builder()
         .writer(cluster.primary().url("postgres"))
         // The emulator's instance host names all live on this machine.
         .endpoint_resolver(|host: &str, port: u16| {
             let ip = resolve_to_loopback(host).map_or_else(|| host.to_owned(), |ip| ip.to_string());
             (ip, port)
         })
-        .sqlx_logging(false)
-        .build()
-        .await?;
+        .sqlx_logging(false);
     let source = RdsApiSource::builder("demo")
         .region(rds.region())
         .endpoint_url(rds.endpoint_url())
@@ -169,7 +166,6 @@ async fn follow_the_cluster(cluster: &PgCluster) -> Result<(), Box<dyn std::erro
         .await?;
     let options = BalancerOptions::new(source)
         .poll_interval(Duration::from_millis(200))
-        .auto_start(true)
         .on_topology_change(|changes| {
             for change in changes {
                 match change {
@@ -182,8 +178,8 @@ async fn follow_the_cluster(cluster: &PgCluster) -> Result<(), Box<dyn std::erro
                 }
             }
         });
-    let balancer = attach_rds_replica_balancer(db, options).await?;
-    let db = balancer.connection();
+    // Syncs with the API once (demo-reader-1 takes reads from here on), then polls it.
+    let db = rds_balancer::connect(builder, options).await?;
 
     // Steady reads in the background, counting failures.
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -203,20 +199,24 @@ async fn follow_the_cluster(cluster: &PgCluster) -> Result<(), Box<dyn std::erro
 
     println!("adding demo-reader-2 (port {}) in the RDS API", r2.port());
     rds.add_instance("demo", "demo-reader-2", r2.port(), Some(1))?;
-    while !balancer
-        .topology()
+    let added = std::time::Instant::now();
+    let first_read_on_r2 = async {
+        while who_reads(&db).await? != i32::from(r2.port()) {}
+        Ok::<_, DbErr>(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), first_read_on_r2)
         .await
-        .readers()
-        .any(|r| r.id == "demo-reader-2")
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        .map_err(|_| "demo-reader-2 got no read within 10 s")??;
+    println!(
+        "  first read served by demo-reader-2 {:?} after it appeared in the API",
+        added.elapsed()
+    );
     println!(
         "removing demo-reader-1 (port {}) from the RDS API",
         r1.port()
     );
     rds.remove_instance("demo-reader-1")?;
-    while balancer
+    while db
         .topology()
         .await
         .readers()
@@ -224,7 +224,7 @@ async fn follow_the_cluster(cluster: &PgCluster) -> Result<(), Box<dyn std::erro
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let readers: Vec<String> = balancer
+    let readers: Vec<String> = db
         .topology()
         .await
         .readers()

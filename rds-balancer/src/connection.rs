@@ -19,7 +19,7 @@ use tracing::instrument::Instrumented;
 use crate::classify::Classifier;
 use crate::error::Error;
 use crate::options::RdsConnectionBuilder;
-use crate::pool::{HostFactory, InFlight, PoolSet};
+use crate::pool::{HostFactory, HostPool, InFlight, PoolSet};
 use crate::route::{Decision, Picker, Route, current_route, decide, decide_transaction};
 use crate::topology::{ReaderFilter, Topology};
 use std::time::Duration;
@@ -71,9 +71,11 @@ pub(crate) struct Inner {
     pub(crate) tasks: TaskTracker,
     /// Cancelled when shutdown begins: stops polling.
     pub(crate) stopping: CancellationToken,
-    /// Opens pools for hosts a topology names; `None` when the writer was handed over as a
-    /// connection (no URL to take credentials from).
+    /// Opens pools for hosts a topology names, with the writer's settings; `None` when the
+    /// writer is dialled through a Unix socket (no host to replace).
     pub(crate) factory: Option<HostFactory>,
+    /// The writer the connection was built with, put back when a balancer is destroyed.
+    pub(crate) home_writer: arc_swap::ArcSwap<HostPool>,
     /// The instances in use, as of the last topology applied.
     pub(crate) applied: tokio::sync::Mutex<Topology>,
     /// Which readers of a topology may take reads.

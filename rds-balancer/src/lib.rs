@@ -17,8 +17,8 @@ pub use self::route::{ReaderSelection, Route, current_route, with_route};
 pub use self::shutdown::ShutdownReport;
 pub use self::topology::{
     AVAILABLE, BalancerOptions, ClusterViewSource, ClusterViewSourceBuilder, EndpointResolver,
-    Instance, RdsReplicaBalancer, Topology, TopologyChange, TopologySource,
-    attach_rds_replica_balancer,
+    Instance, IntoRdsConnection, RdsReplicaBalancer, Topology, TopologyChange, TopologySource,
+    attach_rds_replica_balancer, connect,
 };
 #[cfg(feature = "rds-api")]
 pub use self::topology::{RdsApiSource, RdsApiSourceBuilder};

@@ -12,7 +12,7 @@ use sea_orm::{
 use crate::classify::Classifier;
 use crate::connection::{Inner, RdsConnection};
 use crate::error::{Error, Result};
-use crate::pool::{HostFactory, HostPool, Hosts, PoolSet, Role};
+use crate::pool::{HostFactory, HostPool, Hosts, Origin, PoolSet, Role};
 use crate::route::{Picker, ReaderSelection};
 use crate::topology::{EndpointResolver, ReaderFilter, Topology};
 use std::sync::Arc;
@@ -33,6 +33,14 @@ impl HostSource {
         match self {
             HostSource::Url(url) => endpoint_of(url),
             HostSource::Connection(_) => fallback.to_owned(),
+        }
+    }
+
+    /// Who opens (and so closes) the host's pool.
+    fn origin(&self) -> Origin {
+        match self {
+            HostSource::Url(_) => Origin::Configured,
+            HostSource::Connection(_) => Origin::Handed,
         }
     }
 }
@@ -306,12 +314,7 @@ impl RdsConnectionBuilder {
             "no writer: call `writer(url)` or `writer_connection(db)`".into(),
         ))?;
         let writer_name = writer.name("writer");
-        let factory = match &writer {
-            HostSource::Url(url) => {
-                HostFactory::new(url, self.pool.clone(), self.endpoint_resolver.clone())
-            }
-            HostSource::Connection(_) => None,
-        };
+        let writer_origin = writer.origin();
         let writer = open(writer, &self.pool)
             .await
             .map_err(|source| Error::Connect {
@@ -322,16 +325,18 @@ impl RdsConnectionBuilder {
             "the writer is not a PostgreSQL or MySQL connection (rds-balancer supports those two)"
                 .into(),
         ))?;
-        let writer = HostPool::new(writer_name, Role::Writer, writer);
+        let factory = HostFactory::from_writer(&writer, self.endpoint_resolver.clone());
+        let writer = HostPool::new(writer_name, Role::Writer, writer_origin, writer);
 
         let opened = join_all(self.readers.into_iter().enumerate().map(|(i, source)| {
             let name = source.name(&format!("reader-{}", i + 1));
+            let origin = source.origin();
             let pool = &self.pool;
-            async move { (open(source, pool).await, name) }
+            async move { (open(source, pool).await, name, origin) }
         }))
         .await;
         let mut readers = Vec::with_capacity(opened.len());
-        for (result, name) in opened {
+        for (result, name, origin) in opened {
             match result {
                 Ok(conn) if backend_of(&conn) != Some(backend) => {
                     return Err(Error::Config(
@@ -339,7 +344,7 @@ impl RdsConnectionBuilder {
                             .into(),
                     ));
                 }
-                Ok(conn) => readers.push(HostPool::new(name, Role::Reader, conn)),
+                Ok(conn) => readers.push(HostPool::new(name, Role::Reader, origin, conn)),
                 Err(error) => {
                     tracing::warn!(host = %name, %error, "reader unreachable at start-up; it gets no traffic");
                 }
@@ -348,6 +353,7 @@ impl RdsConnectionBuilder {
         tracing::info!(writer = %writer.name(), readers = readers.len(), "rds-balancer connected");
         Ok(RdsConnection::from_inner(Inner {
             backend,
+            home_writer: arc_swap::ArcSwap::new(Arc::clone(&writer)),
             pools: PoolSet::new(Hosts { writer, readers }),
             picker: Picker::new(self.reader_selection),
             fallback_to_writer: self.fallback_to_writer,
@@ -412,6 +418,27 @@ mod tests {
             .build()
             .await
             .expect_err("disconnected");
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+    }
+
+    #[tokio::test]
+    async fn a_writer_on_a_unix_socket_cannot_follow_a_topology() {
+        use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+        let options = PgConnectOptions::new().socket("/nonexistent/socket/dir");
+        let pool = PgPoolOptions::new().connect_lazy_with(options);
+        let db = RdsConnection::builder()
+            .writer_connection(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(
+                pool,
+            ))
+            .build()
+            .await
+            .expect("a lazy pool connects nothing");
+        let err = db
+            .apply_topology(&Topology::new(vec![
+                crate::Instance::writer("w").with_endpoint("127.0.0.1", 5432),
+            ]))
+            .await
+            .expect_err("no host to replace");
         assert_eq!(err.kind(), crate::ErrorKind::Config);
     }
 

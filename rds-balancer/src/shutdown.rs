@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::connection::RdsConnection;
-use crate::pool::{HostPool, retire};
+use crate::pool::{Closing, HostPool, retire};
 
 /// What [`RdsConnection::shutdown`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,11 @@ impl RdsConnection {
         tracing::info!(hosts = all.len(), ?timeout, "rds-balancer shutting down");
 
         let left = |deadline: Instant| deadline.saturating_duration_since(Instant::now());
-        let retired = join_all(all.into_iter().map(|host| retire(host, left(deadline)))).await;
+        let retired = join_all(
+            all.into_iter()
+                .map(|host| retire(host, left(deadline), Closing::All)),
+        )
+        .await;
         let abandoned: usize = retired.iter().map(|r| r.still_running).sum();
         // Hosts that left service earlier may still be draining.
         self.inner().tasks.close();

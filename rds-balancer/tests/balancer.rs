@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rds_balancer::{
-    BalancerOptions, ErrorKind, RdsApiSource, RdsConnection, TopologyChange,
+    BalancerOptions, ErrorKind, Instance, RdsApiSource, RdsConnection, Topology, TopologyChange,
     attach_rds_replica_balancer,
 };
 use rds_balancer_testkit::RdsEmulator;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use support::{cluster, served_by};
 
 async fn source(rds: &RdsEmulator, cluster_id: &str) -> RdsApiSource {
@@ -145,21 +146,181 @@ async fn an_unreachable_api_keeps_the_last_topology() {
     assert!(!balancer.is_polling());
 }
 
+/// A source whose answer the test sets: the writer and readers on loopback ports.
+#[derive(Clone, Default)]
+struct Scripted(Arc<Mutex<Topology>>);
+
+impl Scripted {
+    fn set(&self, writer: u16, readers: &[u16]) {
+        let instances =
+            std::iter::once(
+                Instance::writer(format!("node-{writer}")).with_endpoint("127.0.0.1", writer),
+            )
+            .chain(readers.iter().map(|&port| {
+                Instance::reader(format!("node-{port}")).with_endpoint("127.0.0.1", port)
+            }))
+            .collect();
+        *self.0.lock().unwrap() = Topology::new(instances);
+    }
+
+    fn options(&self) -> BalancerOptions {
+        let topology = Arc::clone(&self.0);
+        BalancerOptions::new(move || {
+            let topology = topology.lock().unwrap().clone();
+            async move { Ok(topology) }
+        })
+    }
+}
+
+/// Connections from `application_name` on the server at `port` (asked directly).
+async fn sessions_on(port: u16, db: &str, application_name: &str) -> i64 {
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{db}");
+    let direct = sea_orm::Database::connect(url).await.unwrap();
+    let row = direct
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = '{application_name}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    direct.close().await.unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+/// Reads on the writer: the port of the server a writer-routed statement reached.
+async fn writer_of(db: &RdsConnection) -> u16 {
+    support::port_of(db, "/*@writer*/ SELECT inet_server_port() AS port").await
+}
+
 #[tokio::test]
-async fn attaching_needs_a_writer_url() {
+async fn a_plain_database_connection_follows_the_cluster_and_destroy_gives_it_back() {
     let cluster = cluster();
-    support::create_database(cluster, "balancer_conn");
-    let conn = sea_orm::Database::connect(cluster.primary().url("balancer_conn"))
+    let (primary, [r1, r2]) = (
+        cluster.primary().port(),
+        [cluster.replicas()[0].port(), cluster.replicas()[1].port()],
+    );
+    support::create_database(cluster, "balancer_plain");
+    let app = "rdsb_plain";
+    let url = format!(
+        "{}?application_name={app}",
+        cluster.primary().url("balancer_plain")
+    );
+    let mine = sea_orm::Database::connect(url).await.unwrap();
+
+    let source = Scripted::default();
+    source.set(primary, &[r1]);
+    let balancer = attach_rds_replica_balancer(mine.clone(), source.options().auto_start(true))
         .await
         .unwrap();
-    let db = RdsConnection::builder()
-        .writer_connection(conn)
-        .build()
-        .await
+    let db = balancer.connection();
+    for _ in 0..5 {
+        assert_eq!(served_by(&db).await, r1, "reads follow the topology");
+    }
+    assert_eq!(
+        writer_of(&db).await,
+        primary,
+        "the first writer is my pool, adopted"
+    );
+    assert!(
+        sessions_on(r1, "balancer_plain", app).await > 0,
+        "the reader pool copies my settings"
+    );
+
+    // The writer moves (a failover the source reports): my pool leaves service but stays open.
+    source.set(r2, &[r1]);
+    balancer.sync_now().await.unwrap();
+    assert_eq!(writer_of(&db).await, r2);
+    assert_eq!(served_by(&mine).await, primary, "my own pool still works");
+
+    balancer.destroy().await;
+    assert!(!balancer.is_polling());
+    assert!(db.topology().await.instances.is_empty());
+    assert_eq!(writer_of(&db).await, primary, "my writer is back");
+    assert_eq!(
+        served_by(&db).await,
+        primary,
+        "no readers left: reads go to the writer"
+    );
+    assert_eq!(served_by(&mine).await, primary);
+    for port in [r1, r2] {
+        // The server ends a session just after the client closes it: allow it a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sessions_on(port, "balancer_plain", app).await > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the pools the balancer opened on {port} are closed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let err = balancer.sync_now().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    balancer.start();
+    assert!(
+        !balancer.is_polling(),
+        "a destroyed balancer does not poll again"
+    );
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+}
+
+#[tokio::test]
+async fn destroy_reopens_a_configured_writer_that_a_topology_replaced() {
+    let cluster = cluster();
+    let (primary, r1) = (cluster.primary().port(), cluster.replicas()[0].port());
+    support::create_database(cluster, "balancer_reopen");
+    let source = Scripted::default();
+    source.set(r1, &[]);
+    let balancer = attach_rds_replica_balancer(
+        RdsConnection::builder()
+            .writer(cluster.primary().url("balancer_reopen"))
+            .sqlx_logging(false),
+        source.options(),
+    )
+    .await
+    .unwrap();
+    let db = balancer.connection();
+    balancer.sync_now().await.unwrap();
+    assert_eq!(writer_of(&db).await, r1);
+    balancer.destroy().await;
+    assert_eq!(writer_of(&db).await, primary);
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+}
+
+#[tokio::test]
+async fn connect_syncs_before_it_returns_and_then_follows_the_cluster() {
+    let cluster = cluster();
+    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+    let rds = RdsEmulator::start().unwrap();
+    rds.create_cluster("conn", "aurora-postgresql").unwrap();
+    rds.add_instance("conn", "conn-writer", cluster.primary().port(), Some(0))
         .unwrap();
-    let source = || async { Ok(rds_balancer::Topology::default()) };
-    let err = attach_rds_replica_balancer(db, BalancerOptions::new(source))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config);
+    rds.add_instance("conn", "conn-reader-1", r1.port(), Some(1))
+        .unwrap();
+    support::create_database(cluster, "balancer_connect");
+    let builder = || {
+        RdsConnection::builder()
+            .writer(cluster.primary().url("balancer_connect"))
+            .endpoint_resolver(support::rds::dial_loopback)
+            .sqlx_logging(false)
+    };
+    let options =
+        BalancerOptions::new(source(&rds, "conn").await).poll_interval(Duration::from_millis(100));
+    let db = rds_balancer::connect(builder(), options).await.unwrap();
+    assert_eq!(db.topology().await.readers().count(), 1);
+    for _ in 0..5 {
+        assert_eq!(served_by(&db).await, r1.port(), "the first sync is done");
+    }
+    rds.add_instance("conn", "conn-reader-2", r2.port(), Some(1))
+        .unwrap();
+    let took = until_read_on(&db, r2.port()).await;
+    eprintln!(
+        "connect(): reader added in the API -> first read served (polling every 100 ms): {took:?}"
+    );
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+
+    // A source that cannot answer: connect fails with the typed error instead of starting blind.
+    let options = BalancerOptions::new(source(&rds, "no-such-cluster").await);
+    let err = rds_balancer::connect(builder(), options).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Topology, "{err}");
 }

@@ -8,7 +8,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use rds_balancer::{ErrorKind, Instance, RdsConnection, Topology, TopologyChange};
+use rds_balancer::{Instance, RdsConnection, Topology, TopologyChange};
 use rds_balancer_testkit::{PgCluster, PgNode};
 use support::{cluster, port_of, served_by, writer_port};
 
@@ -169,25 +169,6 @@ async fn unavailable_and_unreachable_readers_get_no_traffic() {
         db.apply_topology(&topology).await.unwrap(),
         [TopologyChange::ReaderAdded(reader(r1))]
     );
-}
-
-#[tokio::test]
-async fn following_a_topology_needs_the_writer_as_a_url() {
-    let cluster = cluster();
-    support::create_database(cluster, "topology_conn");
-    let conn = sea_orm::Database::connect(cluster.primary().url("topology_conn"))
-        .await
-        .unwrap();
-    let db = RdsConnection::builder()
-        .writer_connection(conn)
-        .build()
-        .await
-        .unwrap();
-    let err = db
-        .apply_topology(&Topology::new(vec![writer(cluster.primary())]))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config);
 }
 
 #[tokio::test]

@@ -25,10 +25,23 @@ impl Role {
     }
 }
 
+/// Who opened a host's pool, which decides who closes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The application opened it and handed it over: closed only by shutdown, never when the
+    /// host leaves service (the application may still use it).
+    Handed,
+    /// Opened by the builder from a URL the application gave.
+    Configured,
+    /// Opened because a topology named the host.
+    Discovered,
+}
+
 /// A host's SeaORM pool, with the count of statements in flight on it.
 pub(crate) struct HostPool {
     name: Arc<str>,
     role: Role,
+    origin: Origin,
     conn: DatabaseConnection,
     in_flight: AtomicUsize,
     idle: Notify,
@@ -40,6 +53,7 @@ impl std::fmt::Debug for HostPool {
         f.debug_struct("HostPool")
             .field("name", &self.name)
             .field("role", &self.role)
+            .field("origin", &self.origin)
             .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
     }
@@ -49,11 +63,13 @@ impl HostPool {
     pub(crate) fn new(
         name: impl Into<Arc<str>>,
         role: Role,
+        origin: Origin,
         conn: DatabaseConnection,
     ) -> Arc<Self> {
         Arc::new(HostPool {
             name: name.into(),
             role,
+            origin,
             conn,
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -68,6 +84,10 @@ impl HostPool {
 
     pub(crate) fn role(&self) -> Role {
         self.role
+    }
+
+    pub(crate) fn origin(&self) -> Origin {
+        self.origin
     }
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 
 pub(crate) use self::factory::HostFactory;
 pub(crate) use self::host::Role;
-pub(crate) use self::host::{HostPool, InFlight};
+pub(crate) use self::host::{HostPool, InFlight, Origin};
 
 /// The writer and the readers that may be scheduled, at one moment.
 #[derive(Debug)]
@@ -68,12 +68,30 @@ impl Retired {
     }
 }
 
+/// Which pools [`retire`] closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// Every pool: the connection is shutting down.
+    All,
+    /// Only pools rds-balancer opened: a host left service, and a pool the application handed
+    /// over stays open for it.
+    Opened,
+}
+
 /// Takes a host out of service once it has left every snapshot: waits for the statements in
-/// flight on it (up to `timeout`), then closes its pool, which also waits for connections still
-/// checked out (open transactions, streams) within what is left of `timeout`.
-pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration) -> Retired {
+/// flight on it (up to `timeout`), then closes its pool (unless `closing` spares it), which also
+/// waits for connections still checked out (open transactions, streams) within what is left of
+/// `timeout`.
+pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration, closing: Closing) -> Retired {
     let deadline = tokio::time::Instant::now() + timeout;
     let still_running = host.drained(timeout).await;
+    if closing == Closing::Opened && host.origin() == Origin::Handed {
+        tracing::info!(host = %host.name(), role = host.role().as_str(), still_running, "host left service; its pool stays open for the application that handed it over");
+        return Retired {
+            still_running,
+            closed: false,
+        };
+    }
     let closed = matches!(
         tokio::time::timeout_at(deadline, host.conn().close_by_ref()).await,
         Ok(Ok(()))

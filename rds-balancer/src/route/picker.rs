@@ -87,7 +87,7 @@ impl Picker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::Role;
+    use crate::pool::{Origin, Role};
     use sea_orm::DatabaseConnection;
 
     fn readers(n: usize) -> Vec<Arc<HostPool>> {
@@ -96,6 +96,7 @@ mod tests {
                 HostPool::new(
                     format!("reader-{i}"),
                     Role::Reader,
+                    Origin::Discovered,
                     DatabaseConnection::default(),
                 )
             })

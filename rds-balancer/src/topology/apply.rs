@@ -1,20 +1,21 @@
 //! Applying a topology to an [`RdsConnection`]: new readers get a pool and traffic at once;
 //! removed readers and a replaced writer leave scheduling at once and are drained, then closed.
 
+use std::sync::Arc;
+
 use futures_util::future::join_all;
 use sea_orm::DatabaseConnection;
 
 use super::{Instance, Topology, TopologyChange, diff};
 use crate::connection::RdsConnection;
 use crate::error::{Error, Result};
-use crate::pool::{HostFactory, HostPool, Hosts, Role, retire};
+use crate::pool::{Closing, HostFactory, HostPool, Hosts, Origin, Role, retire};
 
 impl RdsConnection {
     /// Makes the hosts in use match `next` and returns the changes made.
     ///
     /// Readers are the available members other than the writer that have an endpoint. A new
-    /// reader gets a pool (the writer URL's credentials, database and parameters, with the
-    /// instance's host and port) and takes reads at once; a reader that is gone or no longer
+    /// reader gets a pool and takes reads at once; a reader that is gone or no longer
     /// available leaves scheduling at once, and its pool closes once its in-flight statements
     /// finish or the [drain timeout](crate::RdsConnectionBuilder::drain_timeout) passes. A new
     /// writer is swapped in the same way; a topology without a usable writer (mid-failover)
@@ -22,7 +23,9 @@ impl RdsConnection {
     /// and the next call tries it again. Concurrent calls apply one after the other.
     ///
     /// This is how a discovery mechanism of your own feeds the connection; the built-in sources
-    /// call it too. It needs the writer given to the builder as a URL, else it fails with
+    /// call it too. New pools copy the writer pool's settings (credentials, database, TLS, pool
+    /// sizes and timeouts) with the instance's host and port. A writer dialled through a Unix
+    /// socket cannot follow a topology: this then fails with
     /// [`ErrorKind::Config`](crate::ErrorKind::Config).
     ///
     /// ```no_run
@@ -43,11 +46,24 @@ impl RdsConnection {
     /// # Ok(()) }
     /// ```
     pub async fn apply_topology(&self, next: &Topology) -> Result<Vec<TopologyChange>> {
+        self.apply_topology_while(next, || true).await
+    }
+
+    /// [`apply_topology`](Self::apply_topology), unless `wanted` says no once the changes are
+    /// serialised (a balancer destroyed meanwhile): then nothing changes.
+    pub(crate) async fn apply_topology_while(
+        &self,
+        next: &Topology,
+        wanted: impl Fn() -> bool,
+    ) -> Result<Vec<TopologyChange>> {
         let factory = self.host_factory()?;
         let inner = self.inner();
         let mut applied = inner.applied.lock().await;
         if self.is_shutting_down() {
             return Err(Error::ShuttingDown);
+        }
+        if !wanted() {
+            return Ok(Vec::new());
         }
         let mut changes = diff(&applied, next, &inner.filter);
         if inner.keep_existing_write_host {
@@ -91,10 +107,16 @@ impl RdsConnection {
                     }
                 }
                 (TopologyChange::ReaderAdded(instance), Some(Ok(conn))) => {
-                    readers.push(HostPool::new(instance.id.as_str(), Role::Reader, conn));
+                    readers.push(HostPool::new(
+                        instance.id.as_str(),
+                        Role::Reader,
+                        Origin::Discovered,
+                        conn,
+                    ));
                 }
                 (TopologyChange::WriterChanged(instance), Some(Ok(conn))) => {
-                    let new = HostPool::new(instance.id.as_str(), Role::Writer, conn);
+                    let new =
+                        HostPool::new(instance.id.as_str(), Role::Writer, Origin::Discovered, conn);
                     leaving.push(std::mem::replace(&mut writer, new));
                 }
                 (
@@ -113,7 +135,9 @@ impl RdsConnection {
         done.extend(adopted);
         inner.pools.publish(Hosts { writer, readers });
         for host in leaving {
-            inner.tasks.spawn(retire(host, inner.drain_timeout));
+            inner
+                .tasks
+                .spawn(retire(host, inner.drain_timeout, Closing::Opened));
         }
         for change in &done {
             record(&mut applied, change);
@@ -138,11 +162,80 @@ impl RdsConnection {
 }
 
 impl RdsConnection {
-    /// The factory that opens pools for the hosts a topology names; fails unless the writer was
-    /// given to the builder as a URL (its credentials are what new pools use).
+    /// Undoes what topologies did: readers they added leave scheduling, are drained and closed;
+    /// the writer the connection was built with is put back if a topology replaced it (a pool
+    /// the application handed over was left open for this; one the builder opened is opened
+    /// again, and if that fails the current writer stays). Readers given to the builder stay.
+    /// Returns once the hosts that left are drained and closed (or the drain timeout passed).
+    pub(crate) async fn forget_topology(&self) {
+        let inner = self.inner();
+        let mut applied = inner.applied.lock().await;
+        if self.is_shutting_down() {
+            return;
+        }
+        let hosts = inner.pools.load_full();
+        let (discovered, readers): (Vec<_>, Vec<_>) = hosts
+            .readers
+            .iter()
+            .cloned()
+            .partition(|r| r.origin() == Origin::Discovered);
+        let mut leaving = discovered;
+        let home = inner.home_writer.load_full();
+        let writer = if Arc::ptr_eq(&hosts.writer, &home) {
+            home
+        } else {
+            let restored = match home.origin() {
+                Origin::Handed => Ok(home),
+                Origin::Configured | Origin::Discovered => self.reopen(&home).await,
+            };
+            match restored {
+                Ok(home) => {
+                    inner.home_writer.store(Arc::clone(&home));
+                    leaving.push(Arc::clone(&hosts.writer));
+                    home
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not reopen the configured writer; keeping the topology's writer");
+                    Arc::clone(&hosts.writer)
+                }
+            }
+        };
+        inner.pools.publish(Hosts { writer, readers });
+        applied.instances.clear();
+        drop(applied);
+        tracing::info!(
+            hosts = leaving.len(),
+            "topology forgotten; hosts it added are leaving"
+        );
+        let retiring: Vec<_> = leaving
+            .into_iter()
+            .map(|host| {
+                inner
+                    .tasks
+                    .spawn(retire(host, inner.drain_timeout, Closing::Opened))
+            })
+            .collect();
+        join_all(retiring).await;
+    }
+
+    /// A new pool to the writer the connection was configured with (its old pool was closed
+    /// when a topology replaced it).
+    async fn reopen(&self, home: &HostPool) -> Result<Arc<HostPool>> {
+        let conn = self.host_factory()?.open_template().await?;
+        Ok(HostPool::new(
+            home.name(),
+            Role::Writer,
+            Origin::Configured,
+            conn,
+        ))
+    }
+
+    /// The factory that opens pools for the hosts a topology names; fails when the writer is
+    /// dialled through a Unix socket (new pools copy its settings with another host and port).
     pub(crate) fn host_factory(&self) -> Result<&HostFactory> {
         self.inner().factory.as_ref().ok_or(Error::Config(
-            "following a cluster's topology needs the writer given as a URL".into(),
+            "following a cluster's topology needs a writer dialled over TCP, not a Unix socket"
+                .into(),
         ))
     }
 }

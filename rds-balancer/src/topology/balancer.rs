@@ -1,14 +1,19 @@
 //! The balancer controller: keeps an [`RdsConnection`] in line with a [`TopologySource`] by
 //! polling it (design.md section 3).
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use sea_orm::DatabaseConnection;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Topology, TopologyChange, TopologySource};
 use crate::connection::RdsConnection;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::options::RdsConnectionBuilder;
 
 /// A callback told about every set of changes a sync applied.
 type OnChange = Arc<dyn Fn(&[TopologyChange]) + Send + Sync>;
@@ -81,10 +86,59 @@ impl BalancerOptions {
     }
 }
 
+/// What a balancer can be attached to: an [`RdsConnection`], a builder for one (built first),
+/// or a plain SeaORM [`DatabaseConnection`], which becomes the writer (it stays yours: a
+/// topology that moves the writer elsewhere leaves it open, and
+/// [`destroy`](RdsReplicaBalancer::destroy) puts it back).
+///
+/// Pools opened for the hosts a topology names copy the writer pool's settings (credentials,
+/// database, TLS, pool sizes and timeouts) with the host's address. Settings about following a
+/// topology (drain timeout, reader filters, endpoint resolver, keeping the writer, fallback to
+/// the writer) are the [builder's](RdsConnectionBuilder): to change them for a
+/// `DatabaseConnection`, attach `RdsConnection::builder().writer_connection(db)` with them set.
+///
+/// ```
+/// fn attachable(_: impl rds_balancer::IntoRdsConnection) {}
+/// attachable(rds_balancer::RdsConnection::builder().writer("postgres://app@db.example.com/app"));
+/// attachable(sea_orm::DatabaseConnection::default()); // fails at attach time: not connected
+/// ```
+pub trait IntoRdsConnection: sealed::Sealed {
+    /// The connection, built if need be.
+    fn into_rds_connection(self) -> impl Future<Output = Result<RdsConnection>> + Send;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::RdsConnection {}
+    impl Sealed for crate::RdsConnectionBuilder {}
+    impl Sealed for sea_orm::DatabaseConnection {}
+}
+
+impl IntoRdsConnection for RdsConnection {
+    async fn into_rds_connection(self) -> Result<RdsConnection> {
+        Ok(self)
+    }
+}
+
+impl IntoRdsConnection for RdsConnectionBuilder {
+    async fn into_rds_connection(self) -> Result<RdsConnection> {
+        self.build().await
+    }
+}
+
+impl IntoRdsConnection for DatabaseConnection {
+    async fn into_rds_connection(self) -> Result<RdsConnection> {
+        RdsConnection::builder()
+            .writer_connection(self)
+            .build()
+            .await
+    }
+}
+
 /// Keeps an [`RdsConnection`]'s readers and writer in line with a [`TopologySource`].
 ///
-/// A cheap handle (an `Arc` inside). Polling stops with [`stop`](Self::stop), or when the
-/// connection shuts down.
+/// A cheap handle (an `Arc` inside). Polling stops with [`stop`](Self::stop), with
+/// [`destroy`](Self::destroy), or when the connection shuts down.
 #[derive(Clone)]
 pub struct RdsReplicaBalancer {
     inner: Arc<Inner>,
@@ -93,8 +147,16 @@ pub struct RdsReplicaBalancer {
 struct Inner {
     db: RdsConnection,
     options: BalancerOptions,
-    /// Cancels the polling task, while one runs.
-    polling: Mutex<Option<CancellationToken>>,
+    /// The polling task, while one runs.
+    polling: Mutex<Option<Polling>>,
+    /// Set by [`RdsReplicaBalancer::destroy`]: no sync applies anything after it.
+    destroyed: AtomicBool,
+}
+
+/// A running polling task and the token that stops it.
+struct Polling {
+    token: CancellationToken,
+    task: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for RdsReplicaBalancer {
@@ -109,42 +171,74 @@ impl std::fmt::Debug for RdsReplicaBalancer {
 
 /// Makes `db` follow the cluster `options` describes, and returns the controller.
 ///
-/// With [`auto_start`](BalancerOptions::auto_start) it syncs once (a failure is logged, not
-/// returned: polling goes on and retries) and starts polling. The writer must have been given to
-/// the builder as a URL (new pools take its credentials).
+/// `db` is an [`RdsConnection`], a builder for one, or a plain SeaORM [`DatabaseConnection`]
+/// (see [`IntoRdsConnection`]). With [`auto_start`](BalancerOptions::auto_start) it syncs once
+/// (a failure is logged, not returned: polling goes on and retries) and starts polling;
+/// [`connect`] instead fails when the first sync does.
 ///
 /// ```no_run
-/// use rds_balancer::{BalancerOptions, RdsApiSource, RdsConnection, attach_rds_replica_balancer};
+/// use rds_balancer::{BalancerOptions, RdsApiSource, attach_rds_replica_balancer};
 ///
-/// # async fn demo() -> rds_balancer::Result<()> {
-/// let db = RdsConnection::builder()
-///     .writer("postgres://app@app.cluster-abc.us-east-1.rds.amazonaws.com/app")
-///     .build()
-///     .await?;
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let db = sea_orm::Database::connect("postgres://app@app.cluster-abc.us-east-1.rds.amazonaws.com/app").await?;
 /// let source = RdsApiSource::builder("app").region("us-east-1").build().await?;
 /// let balancer = attach_rds_replica_balancer(db, BalancerOptions::new(source).auto_start(true)).await?;
 /// let db = balancer.connection(); // use it as before: reads now reach the cluster's readers
 /// # let _ = db; Ok(()) }
 /// ```
 pub async fn attach_rds_replica_balancer(
-    db: RdsConnection,
+    db: impl IntoRdsConnection,
     options: BalancerOptions,
 ) -> Result<RdsReplicaBalancer> {
+    let db = db.into_rds_connection().await?;
     db.host_factory()?;
+    let auto_start = options.auto_start;
     let balancer = RdsReplicaBalancer {
         inner: Arc::new(Inner {
             db,
             options,
             polling: Mutex::new(None),
+            destroyed: AtomicBool::new(false),
         }),
     };
-    if balancer.inner.options.auto_start {
+    if auto_start {
         if let Err(error) = balancer.sync_now().await {
             tracing::warn!(%error, "initial topology sync failed; polling will retry");
         }
         balancer.start();
     }
     Ok(balancer)
+}
+
+/// Connects to a cluster and follows it: builds `db` if need be, syncs with the source once
+/// (failing if that fails), starts polling, and returns the connection. Polling stops when the
+/// connection [shuts down](RdsConnection::shutdown). Use [`attach_rds_replica_balancer`] to keep
+/// the controller ([`sync_now`](RdsReplicaBalancer::sync_now),
+/// [`destroy`](RdsReplicaBalancer::destroy), ...).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rds_balancer::{BalancerOptions, RdsApiSource, RdsConnection};
+///
+/// # async fn demo() -> rds_balancer::Result<()> {
+/// let source = RdsApiSource::builder("app").region("us-east-1").build().await?;
+/// let db = rds_balancer::connect(
+///     RdsConnection::builder()
+///         .writer("postgres://app@app.cluster-abc.us-east-1.rds.amazonaws.com/app")
+///         .drain_timeout(Duration::from_secs(10)),
+///     BalancerOptions::new(source).poll_interval(Duration::from_secs(15)),
+/// )
+/// .await?; // the cluster's readers already take reads
+/// # let _ = db; Ok(()) }
+/// ```
+pub async fn connect(
+    db: impl IntoRdsConnection,
+    options: BalancerOptions,
+) -> Result<RdsConnection> {
+    let balancer = attach_rds_replica_balancer(db, options.auto_start(false)).await?;
+    balancer.sync_now().await?;
+    balancer.start();
+    Ok(balancer.connection())
 }
 
 impl RdsReplicaBalancer {
@@ -154,10 +248,19 @@ impl RdsReplicaBalancer {
     }
 
     /// Asks the source now and applies what changed. On an error the last good topology stays
-    /// in use.
+    /// in use. After [`destroy`](Self::destroy) it fails with
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config).
     pub async fn sync_now(&self) -> Result<Vec<TopologyChange>> {
+        let destroyed = || self.inner.destroyed.load(Ordering::SeqCst);
+        if destroyed() {
+            return Err(Error::Config("the balancer was destroyed".into()));
+        }
         let topology = self.inner.options.source.fetch().await?;
-        let changes = self.inner.db.apply_topology(&topology).await?;
+        let changes = self
+            .inner
+            .db
+            .apply_topology_while(&topology, || !destroyed())
+            .await?;
         if !changes.is_empty()
             && let Some(callback) = &self.inner.options.on_change
         {
@@ -171,47 +274,69 @@ impl RdsReplicaBalancer {
         self.inner.db.topology().await
     }
 
-    /// Starts polling (no-op when it already runs). Must be called inside a tokio runtime.
+    /// Starts polling (no-op when it already runs, or after [`destroy`](Self::destroy)). Must
+    /// be called inside a tokio runtime.
     pub fn start(&self) {
-        let mut polling = self
-            .inner
-            .polling
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if polling.as_ref().is_some_and(|token| !token.is_cancelled()) {
+        let mut polling = self.polling();
+        if polling.as_ref().is_some_and(Polling::is_running)
+            || self.inner.destroyed.load(Ordering::SeqCst)
+        {
             return;
         }
         let token = self.inner.db.inner().stopping.child_token();
-        *polling = Some(token.clone());
         let balancer = self.clone();
-        self.inner
+        let stopped = token.clone();
+        let task = self
+            .inner
             .db
             .inner()
             .tasks
-            .spawn(async move { balancer.poll(token).await });
+            .spawn(async move { balancer.poll(stopped).await });
+        *polling = Some(Polling { token, task });
     }
 
-    /// Stops polling. The hosts in use stay as they are.
+    /// Stops polling. The hosts in use stay as they are. A sync in progress is abandoned before
+    /// it changes anything.
     pub fn stop(&self) {
-        if let Some(token) = self
-            .inner
-            .polling
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            token.cancel();
+        if let Some(polling) = self.polling().take() {
+            polling.token.cancel();
         }
     }
 
     /// True while the polling task runs.
     pub fn is_polling(&self) -> bool {
+        self.polling().as_ref().is_some_and(Polling::is_running)
+    }
+
+    /// Detaches the balancer: stops polling for good, takes every reader a topology added out of
+    /// scheduling, drains and closes its pool, and puts back the writer the connection was
+    /// built with if a topology replaced it (a `DatabaseConnection` you attached is left open
+    /// and used again). Readers given to the builder stay. The connection stays usable; it
+    /// returns once the hosts that left are closed (or the drain timeout passed).
+    ///
+    /// ```no_run
+    /// # async fn demo(balancer: rds_balancer::RdsReplicaBalancer) {
+    /// let db = balancer.connection();
+    /// balancer.destroy().await;
+    /// assert!(db.topology().await.instances.is_empty()); // back to the hosts it was built with
+    /// # }
+    /// ```
+    pub async fn destroy(&self) {
+        self.inner.destroyed.store(true, Ordering::SeqCst);
+        let polling = self.polling().take();
+        if let Some(polling) = polling {
+            polling.token.cancel();
+            // The task ends at its next await; a panic in it has been logged by the runtime.
+            let _ = polling.task.await;
+        }
+        self.inner.db.forget_topology().await;
+    }
+
+    fn polling(&self) -> std::sync::MutexGuard<'_, Option<Polling>> {
         self.inner
             .polling
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|token| !token.is_cancelled())
     }
 
     async fn poll(&self, token: CancellationToken) {
@@ -223,7 +348,12 @@ impl RdsReplicaBalancer {
                 () = token.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
             }
-            match self.sync_now().await {
+            // Cancel-safe: a sync changes the hosts in one step after its last await.
+            let synced = tokio::select! {
+                () = token.cancelled() => return,
+                synced = self.sync_now() => synced,
+            };
+            match synced {
                 Ok(_) => failures = 0,
                 Err(error) => {
                     failures = failures.saturating_add(1);
@@ -231,6 +361,12 @@ impl RdsReplicaBalancer {
                 }
             }
         }
+    }
+}
+
+impl Polling {
+    fn is_running(&self) -> bool {
+        !self.token.is_cancelled()
     }
 }
 

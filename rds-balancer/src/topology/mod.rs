@@ -15,7 +15,9 @@ mod rds_api;
 mod resolver;
 mod source;
 
-pub use self::balancer::{BalancerOptions, RdsReplicaBalancer, attach_rds_replica_balancer};
+pub use self::balancer::{
+    BalancerOptions, IntoRdsConnection, RdsReplicaBalancer, attach_rds_replica_balancer, connect,
+};
 pub use self::cluster_view::{ClusterViewSource, ClusterViewSourceBuilder};
 pub use self::diff::TopologyChange;
 pub(crate) use self::diff::{ReaderFilter, diff};
