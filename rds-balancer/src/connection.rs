@@ -9,17 +9,18 @@ use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
-    ExecResult, IsolationLevel, QueryResult, QueryStream, Statement, StreamTrait, TransactionError,
-    TransactionOptions, TransactionTrait,
+    AccessMode, ConnAcquireErr, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, ExecResult, IsolationLevel, QueryResult, QueryStream, Statement,
+    StreamTrait, TransactionError, TransactionOptions, TransactionTrait,
 };
 use tracing::Instrument;
-use tracing::instrument::Instrumented;
 
 use crate::classify::Classifier;
 use crate::error::Error;
+use crate::health::{GuardedError, HealthOptions, guard_statement};
 use crate::options::RdsConnectionBuilder;
 use crate::pool::{HostFactory, HostPool, InFlight, PoolSet};
+use crate::resilience::is_host_failure;
 use crate::route::{Decision, Picker, Route, current_route, decide, decide_transaction};
 use crate::topology::{ReaderFilter, Topology};
 use std::time::Duration;
@@ -84,6 +85,8 @@ pub(crate) struct Inner {
     pub(crate) keep_existing_write_host: bool,
     /// How long a host leaving service may take to finish its in-flight work.
     pub(crate) drain_timeout: Duration,
+    /// How hosts are watched.
+    pub(crate) health: HealthOptions,
 }
 
 impl std::fmt::Debug for RdsConnection {
@@ -99,19 +102,30 @@ impl std::fmt::Debug for RdsConnection {
     }
 }
 
-/// A statement admitted to a host: the in-flight guard and the span it runs in.
+/// A statement admitted to a host: the in-flight guard, the span it runs in, and what decided
+/// its host.
 struct Routed {
     guard: InFlight,
     span: tracing::Span,
+    decision: Decision,
+    health: HealthOptions,
 }
 
 impl Routed {
-    /// Runs `f` on the chosen host's pool, inside the statement's span.
-    fn run<'r, Fut: Future>(
+    /// Runs `f` on the chosen host's pool, inside the statement's span, under the host's health
+    /// guard (outcome recorded; cut short if the host is found dead).
+    async fn run<'r, T, E: GuardedError, Fut: Future<Output = Result<T, E>>>(
         &'r self,
         f: impl FnOnce(&'r DatabaseConnection) -> Fut,
-    ) -> Instrumented<Fut> {
-        f(self.guard.host().conn()).instrument(self.span.clone())
+    ) -> Result<T, E> {
+        let host = self.guard.host();
+        guard_statement(host, &self.health, f(host.conn()))
+            .instrument(self.span.clone())
+            .await
+    }
+
+    fn host(&self) -> &Arc<HostPool> {
+        self.guard.host()
     }
 }
 
@@ -138,6 +152,16 @@ impl RdsConnection {
         &self.inner
     }
 
+    /// A handle that does not keep the connection alive (for background tasks).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The connection behind `weak`, unless every handle to it was dropped.
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<RdsConnection> {
+        weak.upgrade().map(|inner| RdsConnection { inner })
+    }
+
     /// The database backend of the cluster (the writer's).
     ///
     /// Inherent so that `db.get_database_backend()` needs no trait in scope and is not ambiguous
@@ -159,15 +183,59 @@ impl RdsConnection {
             self.inner.backend,
             &self.inner.classifier,
         )?;
-        self.admit(decision, "statement")
+        self.admit(decision, "statement", None)
     }
 
-    /// Picks the host for `decision` and counts the work in flight there.
-    fn admit(&self, decision: Decision, operation: &'static str) -> Result<Routed, Error> {
+    /// Runs one statement. A read a reader failed with a network-class error, cut short because
+    /// the reader was found dead, or could not get a connection in time, runs once more on
+    /// another healthy host: reads have no side effects, so the caller sees the answer, not the
+    /// failure.
+    async fn statement<T>(
+        &self,
+        stmt: Statement,
+        op: impl AsyncFn(&DatabaseConnection, Statement) -> Result<T, DbErr>,
+    ) -> Result<T, DbErr> {
+        let routed = self.route(&stmt.sql)?;
+        if routed.decision.route != Route::Reader {
+            return routed.run(|conn| op(conn, stmt)).await;
+        }
+        let again = stmt.clone();
+        let error = match routed.run(|conn| op(conn, stmt)).await {
+            // A pool that timed out may only be busy, but a read can go elsewhere either way.
+            Err(error)
+                if is_host_failure(&error)
+                    || matches!(error, DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)) =>
+            {
+                error
+            }
+            done => return done,
+        };
+        let (failed, decision) = (Arc::clone(routed.host()), routed.decision);
+        drop(routed);
+        match self.admit(decision, "statement", Some(&failed)) {
+            Ok(retry) if !Arc::ptr_eq(retry.host(), &failed) => {
+                tracing::info!(failed = %failed.name(), host = %retry.host().name(), %error, "read failed on its host; retried on another");
+                retry.run(|conn| op(conn, again)).await
+            }
+            _ => Err(error),
+        }
+    }
+
+    /// Picks the host for `decision` (never `avoid`, a host that just failed, among readers) and
+    /// counts the work in flight there.
+    fn admit(
+        &self,
+        decision: Decision,
+        operation: &'static str,
+        avoid: Option<&Arc<HostPool>>,
+    ) -> Result<Routed, Error> {
         let hosts = self.inner.pools.load();
+        let usable = |reader: &Arc<HostPool>| {
+            reader.health().is_schedulable() && avoid.is_none_or(|a| !Arc::ptr_eq(a, reader))
+        };
         let host = match decision.route {
             Route::Writer => &hosts.writer,
-            Route::Reader => match self.inner.picker.pick(&hosts.readers) {
+            Route::Reader => match self.inner.picker.pick(&hosts.readers, usable) {
                 Some(reader) => reader,
                 None if self.inner.fallback_to_writer => &hosts.writer,
                 None => return Err(Error::NoActiveReaders),
@@ -188,7 +256,12 @@ impl RdsConnection {
             rds.route = decision.route.as_str(),
             rds.reason = decision.why.as_str(),
         );
-        Ok(Routed { guard, span })
+        Ok(Routed {
+            guard,
+            span,
+            decision,
+            health: self.inner.health,
+        })
     }
 
     /// Routes a transaction and admits its `BEGIN`; returns the options to open it with.
@@ -200,7 +273,7 @@ impl RdsConnection {
         if decision.route == Route::Reader {
             options.access_mode = Some(AccessMode::ReadOnly);
         }
-        Ok((self.admit(decision, "transaction")?, options))
+        Ok((self.admit(decision, "transaction", None)?, options))
     }
 }
 
@@ -220,23 +293,26 @@ impl ConnectionTrait for RdsConnection {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let routed = self.route(&stmt.sql)?;
-        routed.run(|conn| conn.execute_raw(stmt)).await
+        self.statement(stmt, async |conn, stmt| conn.execute_raw(stmt).await)
+            .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let routed = self.route(sql)?;
-        routed.run(|conn| conn.execute_unprepared(sql)).await
+        let stmt = Statement::from_string(self.inner.backend, sql);
+        self.statement(stmt, async |conn, stmt| {
+            conn.execute_unprepared(&stmt.sql).await
+        })
+        .await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let routed = self.route(&stmt.sql)?;
-        routed.run(|conn| conn.query_one_raw(stmt)).await
+        self.statement(stmt, async |conn, stmt| conn.query_one_raw(stmt).await)
+            .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let routed = self.route(&stmt.sql)?;
-        routed.run(|conn| conn.query_all_raw(stmt)).await
+        self.statement(stmt, async |conn, stmt| conn.query_all_raw(stmt).await)
+            .await
     }
 }
 

@@ -57,6 +57,17 @@ pub enum Error {
         /// The service's message, or what went wrong on the way to it.
         message: String,
     },
+    /// A statement was cut short because its host stopped answering: enhanced failure
+    /// monitoring probed it and gave up, or its circuit breaker opened while the statement ran.
+    /// The host leaves scheduling until a probe succeeds. A read may be issued again at once (it
+    /// goes elsewhere); a write's outcome is unknown.
+    #[error("host {host} is unavailable: {why}")]
+    HostUnavailable {
+        /// The host's name (`host:port` or the instance identifier, never credentials).
+        host: String,
+        /// What showed it (failed probes, the errors its statements returned).
+        why: Cow<'static, str>,
+    },
     /// The database (or the driver) returned an error for a statement.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -80,6 +91,8 @@ pub enum ErrorKind {
     Database,
     /// See [`Error::Topology`].
     Topology,
+    /// See [`Error::HostUnavailable`].
+    HostUnavailable,
 }
 
 /// Every `DbErr` made from an [`Error`] (other than [`Error::Db`], passed through unchanged)
@@ -87,7 +100,7 @@ pub enum ErrorKind {
 const PREFIX: &str = "[rds-balancer:";
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 7] = [
+    const ALL: [ErrorKind; 8] = [
         ErrorKind::NoActiveReaders,
         ErrorKind::ShuttingDown,
         ErrorKind::WriteRefused,
@@ -95,6 +108,7 @@ impl ErrorKind {
         ErrorKind::Connect,
         ErrorKind::Database,
         ErrorKind::Topology,
+        ErrorKind::HostUnavailable,
     ];
 
     /// A stable snake-case code, used in the `DbErr` message prefix (`[rds-balancer:<code>]`).
@@ -107,6 +121,7 @@ impl ErrorKind {
             ErrorKind::Connect => "connect",
             ErrorKind::Database => "database",
             ErrorKind::Topology => "topology",
+            ErrorKind::HostUnavailable => "host_unavailable",
         }
     }
 
@@ -153,6 +168,7 @@ impl Error {
             Error::Connect { .. } => ErrorKind::Connect,
             Error::Db(_) => ErrorKind::Database,
             Error::Topology { .. } => ErrorKind::Topology,
+            Error::HostUnavailable { .. } => ErrorKind::HostUnavailable,
         }
     }
 
@@ -217,6 +233,10 @@ mod tests {
                 code: Some("DBClusterNotFoundFault".into()),
                 message: "DBCluster app not found.".into(),
             },
+            Error::HostUnavailable {
+                host: "reader-1".into(),
+                why: "3 probes failed".into(),
+            },
         ];
         for err in errors {
             let kind = err.kind();
@@ -227,7 +247,7 @@ mod tests {
                     .contains(&format!("[rds-balancer:{}]", kind.code()))
             );
         }
-        assert_eq!(ErrorKind::ALL.len(), 7);
+        assert_eq!(ErrorKind::ALL.len(), 8);
     }
 
     #[test]

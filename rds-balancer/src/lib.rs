@@ -3,8 +3,10 @@
 mod classify;
 mod connection;
 mod error;
+mod health;
 mod options;
 mod pool;
+mod resilience;
 mod route;
 mod shutdown;
 mod topology;
@@ -12,7 +14,12 @@ mod topology;
 pub use self::classify::{Classifier, Explanation, Reason, Target, classify, explain};
 pub use self::connection::{RdsConnection, RdsStream};
 pub use self::error::{Error, ErrorKind, Result};
+pub use self::health::{HealthSnapshot, HealthState, HostHealthSnapshot};
 pub use self::options::RdsConnectionBuilder;
+pub use self::resilience::{
+    AsDbErr, BreakerError, BreakerOptions, BreakerState, CircuitBreaker, RetryPolicy,
+    is_circuit_open, is_transient, retry,
+};
 pub use self::route::{ReaderSelection, Route, current_route, with_route};
 pub use self::shutdown::ShutdownReport;
 pub use self::topology::{

@@ -12,6 +12,7 @@ use sea_orm::{
 use crate::classify::Classifier;
 use crate::connection::{Inner, RdsConnection};
 use crate::error::{Error, Result};
+use crate::health::{HealthOptions, spawn_monitor};
 use crate::pool::{HostFactory, HostPool, Hosts, Origin, PoolSet, Role};
 use crate::route::{Picker, ReaderSelection};
 use crate::topology::{EndpointResolver, ReaderFilter, Topology};
@@ -131,6 +132,7 @@ pub struct RdsConnectionBuilder {
     keep_existing_write_host: bool,
     reader_selection: ReaderSelection,
     classifier: Classifier,
+    health: HealthOptions,
 }
 
 impl std::fmt::Debug for RdsConnectionBuilder {
@@ -153,6 +155,7 @@ impl std::fmt::Debug for RdsConnectionBuilder {
             .field("endpoint_resolver", &self.endpoint_resolver.is_some())
             .field("filter", &self.filter)
             .field("keep_existing_write_host", &self.keep_existing_write_host)
+            .field("health", &self.health)
             .finish()
     }
 }
@@ -170,6 +173,7 @@ impl Default for RdsConnectionBuilder {
             keep_existing_write_host: false,
             reader_selection: ReaderSelection::default(),
             classifier: Classifier::default(),
+            health: HealthOptions::default(),
         }
     }
 }
@@ -303,6 +307,55 @@ impl RdsConnectionBuilder {
         self
     }
 
+    /// How often every host is probed (`SELECT 1` on a connection of its own, outside its pool)
+    /// to keep its health current. `None` stops probing healthy hosts: failures are then found
+    /// by statements' errors and enhanced failure monitoring only, and unhealthy hosts are still
+    /// probed every [`failure_detection_interval`](Self::failure_detection_interval) so that
+    /// they come back. Default: 5 s.
+    pub fn health_check_interval(mut self, value: Option<Duration>) -> Self {
+        self.health.check_interval = value;
+        self
+    }
+
+    /// A probe round trip above this makes a host
+    /// [`Degraded`](crate::HealthState::Degraded) (it still takes statements). Default: 500 ms.
+    pub fn degraded_latency(mut self, value: Duration) -> Self {
+        self.health.degraded_latency = value;
+        self
+    }
+
+    /// Enhanced failure monitoring: while a statement runs longer than
+    /// [`failure_detection_time`](Self::failure_detection_time), its host is probed every
+    /// [`failure_detection_interval`](Self::failure_detection_interval) on a separate
+    /// connection; after [`failure_detection_count`](Self::failure_detection_count) failures in
+    /// a row the host is marked unhealthy and its statements fail with
+    /// [`ErrorKind::HostUnavailable`](crate::ErrorKind::HostUnavailable) instead of hanging.
+    /// Default: on.
+    pub fn enhanced_failure_monitoring(mut self, value: bool) -> Self {
+        self.health.failure_detection = value;
+        self
+    }
+
+    /// How long a statement runs before its host is probed. Default: 30 s.
+    pub fn failure_detection_time(mut self, value: Duration) -> Self {
+        self.health.failure_detection_time = value;
+        self
+    }
+
+    /// The time between two probes of a host; also each probe's time limit and how long an
+    /// unhealthy host waits before the probe that may bring it back. Default: 5 s.
+    pub fn failure_detection_interval(mut self, value: Duration) -> Self {
+        self.health.failure_detection_interval = value;
+        self
+    }
+
+    /// Failures in a row (probes, or statements failing with network errors) that make a host
+    /// unhealthy. Default: 3.
+    pub fn failure_detection_count(mut self, value: u32) -> Self {
+        self.health.failure_detection_count = value.max(1);
+        self
+    }
+
     /// Opens the pools and returns the connection.
     ///
     /// The writer must be reachable, or this fails with
@@ -326,7 +379,13 @@ impl RdsConnectionBuilder {
                 .into(),
         ))?;
         let factory = HostFactory::from_writer(&writer, self.endpoint_resolver.clone());
-        let writer = HostPool::new(writer_name, Role::Writer, writer_origin, writer);
+        let writer = HostPool::new(
+            writer_name,
+            Role::Writer,
+            writer_origin,
+            writer,
+            &self.health,
+        );
 
         let opened = join_all(self.readers.into_iter().enumerate().map(|(i, source)| {
             let name = source.name(&format!("reader-{}", i + 1));
@@ -344,14 +403,20 @@ impl RdsConnectionBuilder {
                             .into(),
                     ));
                 }
-                Ok(conn) => readers.push(HostPool::new(name, Role::Reader, origin, conn)),
+                Ok(conn) => readers.push(HostPool::new(
+                    name,
+                    Role::Reader,
+                    origin,
+                    conn,
+                    &self.health,
+                )),
                 Err(error) => {
                     tracing::warn!(host = %name, %error, "reader unreachable at start-up; it gets no traffic");
                 }
             }
         }
         tracing::info!(writer = %writer.name(), readers = readers.len(), "rds-balancer connected");
-        Ok(RdsConnection::from_inner(Inner {
+        let db = RdsConnection::from_inner(Inner {
             backend,
             home_writer: arc_swap::ArcSwap::new(Arc::clone(&writer)),
             pools: PoolSet::new(Hosts { writer, readers }),
@@ -366,7 +431,10 @@ impl RdsConnectionBuilder {
             filter: self.filter,
             keep_existing_write_host: self.keep_existing_write_host,
             drain_timeout: self.drain_timeout,
-        }))
+            health: self.health,
+        });
+        spawn_monitor(&db);
+        Ok(db)
     }
 }
 

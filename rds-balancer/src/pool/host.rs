@@ -7,6 +7,8 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
+use crate::health::{HealthOptions, HostHealth};
+
 /// Whether a host is the cluster's writer or one of its readers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Role {
@@ -43,6 +45,7 @@ pub(crate) struct HostPool {
     role: Role,
     origin: Origin,
     conn: DatabaseConnection,
+    health: HostHealth,
     in_flight: AtomicUsize,
     idle: Notify,
 }
@@ -54,6 +57,7 @@ impl std::fmt::Debug for HostPool {
             .field("name", &self.name)
             .field("role", &self.role)
             .field("origin", &self.origin)
+            .field("health", &self.health)
             .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
     }
@@ -65,12 +69,14 @@ impl HostPool {
         role: Role,
         origin: Origin,
         conn: DatabaseConnection,
+        health: &HealthOptions,
     ) -> Arc<Self> {
         Arc::new(HostPool {
             name: name.into(),
             role,
             origin,
             conn,
+            health: HostHealth::new(health),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
         })
@@ -92,6 +98,10 @@ impl HostPool {
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    pub(crate) fn health(&self) -> &HostHealth {
+        &self.health
     }
 
     pub(crate) fn in_flight(&self) -> usize {

@@ -92,6 +92,7 @@ pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration, closing: Clos
             closed: false,
         };
     }
+    host.health().close().await;
     let closed = matches!(
         tokio::time::timeout_at(deadline, host.conn().close_by_ref()).await,
         Ok(Ok(()))

@@ -46,12 +46,34 @@ impl Picker {
         }
     }
 
-    /// One of `readers`, or `None` when there is none.
-    pub(crate) fn pick<'a>(&self, readers: &'a [Arc<HostPool>]) -> Option<&'a Arc<HostPool>> {
-        let n = readers.len();
+    /// One of the `readers` that are `usable`, or `None` when there is none.
+    pub(crate) fn pick<'a>(
+        &self,
+        readers: &'a [Arc<HostPool>],
+        usable: impl Fn(&Arc<HostPool>) -> bool,
+    ) -> Option<&'a Arc<HostPool>> {
+        let n = readers.iter().filter(|r| usable(r)).count();
+        if n < readers.len() {
+            // Rare (a reader is unhealthy or just failed): choose among the usable ones by
+            // position, without allocating.
+            let nth = self.choose(n, |i| {
+                readers
+                    .iter()
+                    .filter(|r| usable(r))
+                    .nth(i)
+                    .map_or(0, |r| r.in_flight())
+            })?;
+            return readers.iter().filter(|r| usable(r)).nth(nth);
+        }
+        readers.get(self.choose(n, |i| readers[i].in_flight())?)
+    }
+
+    /// The index of one of `n` candidates, given each one's in-flight count; `None` when `n` is
+    /// 0.
+    fn choose(&self, n: usize, in_flight: impl Fn(usize) -> usize) -> Option<usize> {
         match n {
             0 => None,
-            1 => readers.first(),
+            1 => Some(0),
             _ => {
                 let index = match self.selection {
                     ReaderSelection::RoundRobin => self.turn.fetch_add(1, Ordering::Relaxed) % n,
@@ -60,14 +82,10 @@ impl Picker {
                         let a = self.below(n);
                         // A second, different reader: an offset in 1..n from the first.
                         let b = (a + 1 + self.below(n - 1)) % n;
-                        if readers[b].in_flight() < readers[a].in_flight() {
-                            b
-                        } else {
-                            a
-                        }
+                        if in_flight(b) < in_flight(a) { b } else { a }
                     }
                 };
-                readers.get(index)
+                Some(index)
             }
         }
     }
@@ -98,6 +116,7 @@ mod tests {
                     Role::Reader,
                     Origin::Discovered,
                     DatabaseConnection::default(),
+                    &crate::health::HealthOptions::default(),
                 )
             })
             .collect()
@@ -106,7 +125,7 @@ mod tests {
     fn counts(picker: &Picker, readers: &[Arc<HostPool>], rounds: usize) -> Vec<usize> {
         let mut seen = vec![0; readers.len()];
         for _ in 0..rounds {
-            let chosen = picker.pick(readers).expect("a reader");
+            let chosen = picker.pick(readers, |_| true).expect("a reader");
             let index = readers
                 .iter()
                 .position(|r| Arc::ptr_eq(r, chosen))
@@ -124,7 +143,7 @@ mod tests {
             ReaderSelection::Random,
         ] {
             let picker = Picker::new(selection);
-            assert!(picker.pick(&[]).is_none());
+            assert!(picker.pick(&[], |_| true).is_none());
             let one = readers(1);
             assert_eq!(counts(&picker, &one, 10), vec![10]);
         }
@@ -152,5 +171,29 @@ mod tests {
         let _busy: Vec<_> = (0..5).map(|_| hosts[0].enter()).collect();
         // With two readers both are always compared: the idle one wins every time.
         assert_eq!(counts(&picker, &hosts, 200), vec![0, 200]);
+    }
+
+    #[test]
+    fn only_usable_readers_are_chosen() {
+        for selection in [
+            ReaderSelection::PowerOfTwoChoices,
+            ReaderSelection::RoundRobin,
+            ReaderSelection::Random,
+        ] {
+            let picker = Picker::new(selection);
+            let hosts = readers(4);
+            let usable = |r: &Arc<HostPool>| r.name() != "reader-1" && r.name() != "reader-3";
+            let mut seen = [0; 4];
+            for _ in 0..400 {
+                let chosen = picker.pick(&hosts, usable).expect("a usable reader");
+                seen[hosts
+                    .iter()
+                    .position(|r| Arc::ptr_eq(r, chosen))
+                    .expect("known")] += 1;
+            }
+            assert_eq!((seen[1], seen[3]), (0, 0), "{selection:?}: {seen:?}");
+            assert!(seen[0] > 100 && seen[2] > 100, "{selection:?}: {seen:?}");
+            assert!(picker.pick(&hosts, |_| false).is_none());
+        }
     }
 }

@@ -112,11 +112,17 @@ impl RdsConnection {
                         Role::Reader,
                         Origin::Discovered,
                         conn,
+                        &inner.health,
                     ));
                 }
                 (TopologyChange::WriterChanged(instance), Some(Ok(conn))) => {
-                    let new =
-                        HostPool::new(instance.id.as_str(), Role::Writer, Origin::Discovered, conn);
+                    let new = HostPool::new(
+                        instance.id.as_str(),
+                        Role::Writer,
+                        Origin::Discovered,
+                        conn,
+                        &inner.health,
+                    );
                     leaving.push(std::mem::replace(&mut writer, new));
                 }
                 (
@@ -227,6 +233,7 @@ impl RdsConnection {
             Role::Writer,
             Origin::Configured,
             conn,
+            &self.inner().health,
         ))
     }
 

@@ -1,0 +1,142 @@
+//! Watching hosts: the periodic health monitor, and the guard around every statement that
+//! records how it ended, cuts it short when its host trips, and (enhanced failure monitoring)
+//! probes its host while it runs too long.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use sea_orm::{DbErr, TransactionError};
+
+use super::HealthOptions;
+use crate::connection::RdsConnection;
+use crate::error::{Error, ErrorKind};
+use crate::pool::HostPool;
+use crate::resilience::is_connection_error;
+
+/// An error type a guarded operation can return: made from the crate's error, and able to say
+/// whether it is the kind a dead or unreachable host causes.
+pub(crate) trait GuardedError: Sized {
+    fn from_error(error: Error) -> Self;
+    /// The error's text when it is a network-class failure of the host.
+    fn host_failure(&self) -> Option<String>;
+}
+
+impl GuardedError for DbErr {
+    fn from_error(error: Error) -> Self {
+        error.into()
+    }
+
+    fn host_failure(&self) -> Option<String> {
+        let ours = ErrorKind::of(self);
+        (is_connection_error(self) && ours.is_none()).then(|| self.to_string())
+    }
+}
+
+impl<E> GuardedError for TransactionError<E> {
+    fn from_error(error: Error) -> Self {
+        TransactionError::Connection(error.into())
+    }
+
+    fn host_failure(&self) -> Option<String> {
+        match self {
+            TransactionError::Connection(db) => db.host_failure(),
+            TransactionError::Transaction(_) => None,
+        }
+    }
+}
+
+/// Runs `work` (a statement, stream start or transaction on `host`) and:
+/// - records its outcome in the host's health (network-class errors count as host failures);
+/// - cuts it short with [`Error::HostUnavailable`] if the host trips while it runs;
+/// - when it outlives `failure_detection_time`, probes the host every
+///   `failure_detection_interval` on a separate connection, and cuts it short once the host is
+///   found unhealthy (after `failure_detection_count` failures in a row).
+pub(crate) async fn guard_statement<T, E: GuardedError>(
+    host: &Arc<HostPool>,
+    options: &HealthOptions,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let health = host.health();
+    let tripped = health.tripped();
+    tokio::pin!(tripped);
+    tripped.as_mut().enable();
+    let watch = async {
+        if !options.failure_detection {
+            return std::future::pending().await;
+        }
+        tokio::time::sleep(options.failure_detection_time).await;
+        loop {
+            // Several slow statements on one host share a probe.
+            health
+                .probe(
+                    host.name(),
+                    host.conn(),
+                    options.failure_detection_interval / 2,
+                )
+                .await;
+            if !health.is_schedulable() {
+                return;
+            }
+            tokio::time::sleep(options.failure_detection_interval).await;
+        }
+    };
+    let outcome = tokio::select! {
+        biased;
+        outcome = work => outcome,
+        () = &mut tripped => return Err(unavailable(host, "it tripped while the statement ran")),
+        () = watch => return Err(unavailable(host, "enhanced failure monitoring: probes failed while the statement ran")),
+    };
+    match &outcome {
+        Ok(_) => health.succeeded(),
+        Err(error) => {
+            if let Some(text) = error.host_failure() {
+                health.failed(host.name(), &text);
+            }
+        }
+    }
+    outcome
+}
+
+fn unavailable<E: GuardedError>(host: &HostPool, why: &'static str) -> E {
+    E::from_error(Error::HostUnavailable {
+        host: host.name().to_owned(),
+        why: why.into(),
+    })
+}
+
+/// Starts the health monitor of `db`: every `check_interval`, each host in service is probed,
+/// concurrently. With the periodic probes off (`check_interval` `None`), it still probes the
+/// unhealthy hosts every `failure_detection_interval`, which is how they come back. It stops
+/// when the connection shuts down or every handle to it is dropped (it holds none itself).
+pub(crate) fn spawn_monitor(db: &RdsConnection) {
+    let inner = db.inner();
+    let options = inner.health;
+    let interval = options
+        .check_interval
+        .unwrap_or(options.failure_detection_interval);
+    let everyone = options.check_interval.is_some();
+    let weak = db.downgrade();
+    let stopping = inner.stopping.clone();
+    inner.tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = stopping.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            let Some(db) = RdsConnection::upgrade(&weak) else {
+                return;
+            };
+            let hosts = db.inner().pools.load_full();
+            drop(db);
+            let probes = std::iter::once(&hosts.writer)
+                .chain(&hosts.readers)
+                .filter(|host| everyone || !host.health().is_schedulable())
+                .map(|host| host.health().probe(host.name(), host.conn(), interval / 2));
+            tokio::select! {
+                () = stopping.cancelled() => return,
+                _ = join_all(probes) => {}
+            }
+        }
+    });
+}

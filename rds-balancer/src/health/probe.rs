@@ -1,0 +1,104 @@
+//! A host's probe: its own connection, outside the host's pool, so that a pool that is full or
+//! stuck does not hide whether the server answers.
+
+use std::time::{Duration, Instant};
+
+use sea_orm::sqlx::mysql::MySqlConnection;
+use sea_orm::sqlx::postgres::PgConnection;
+use sea_orm::sqlx::{ConnectOptions, Connection, Executor};
+use sea_orm::{DatabaseConnection, DatabaseConnectionType};
+
+/// The probe's connection to one host.
+pub(crate) enum ProbeConn {
+    Postgres(PgConnection),
+    MySql(MySqlConnection),
+}
+
+impl std::fmt::Debug for ProbeConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProbeConn::Postgres(_) => "ProbeConn::Postgres",
+            ProbeConn::MySql(_) => "ProbeConn::MySql",
+        })
+    }
+}
+
+/// Why a probe failed (never carries credentials: sqlx errors name hosts, not passwords).
+pub(crate) type ProbeError = String;
+
+impl ProbeConn {
+    /// Opens a probe connection with the settings of `pool` (the host's own pool).
+    async fn open(pool: &DatabaseConnection) -> Result<ProbeConn, ProbeError> {
+        match &pool.inner {
+            DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+                let options = pool.get_postgres_connection_pool().connect_options();
+                let options = options.as_ref().clone().disable_statement_logging();
+                options
+                    .connect()
+                    .await
+                    .map(ProbeConn::Postgres)
+                    .map_err(|e| e.to_string())
+            }
+            DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
+                let options = pool.get_mysql_connection_pool().connect_options();
+                let options = options.as_ref().clone().disable_statement_logging();
+                options
+                    .connect()
+                    .await
+                    .map(ProbeConn::MySql)
+                    .map_err(|e| e.to_string())
+            }
+            _ => Err("not a PostgreSQL or MySQL pool".to_owned()),
+        }
+    }
+
+    async fn ping(&mut self) -> Result<(), ProbeError> {
+        let done = match self {
+            ProbeConn::Postgres(conn) => conn.execute("SELECT 1").await.map(|_| ()),
+            ProbeConn::MySql(conn) => conn.execute("SELECT 1").await.map(|_| ()),
+        };
+        done.map_err(|e| e.to_string())
+    }
+
+    async fn close(self) {
+        let _ = match self {
+            ProbeConn::Postgres(conn) => conn.close().await,
+            ProbeConn::MySql(conn) => conn.close().await,
+        };
+    }
+}
+
+/// Probes a host: `SELECT 1` on the kept probe connection (opened first if there is none),
+/// within `timeout`, connecting included. Returns the round trip. On failure the connection is
+/// dropped, so the next probe connects afresh.
+pub(crate) async fn probe(
+    slot: &mut Option<ProbeConn>,
+    pool: &DatabaseConnection,
+    timeout: Duration,
+) -> Result<Duration, ProbeError> {
+    let start = Instant::now();
+    let attempt = async {
+        if slot.is_none() {
+            *slot = Some(ProbeConn::open(pool).await?);
+        }
+        match slot.as_mut() {
+            Some(conn) => conn.ping().await,
+            None => Err("no probe connection".to_owned()),
+        }
+    };
+    let outcome = match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(())) => return Ok(start.elapsed()),
+        Ok(Err(error)) => error,
+        Err(_) => format!("no answer within {timeout:?}"),
+    };
+    // A connection that failed or timed out mid-exchange is in an unknown state.
+    *slot = None;
+    Err(outcome)
+}
+
+/// Closes a probe connection politely, if there is one.
+pub(crate) async fn close(slot: &mut Option<ProbeConn>) {
+    if let Some(conn) = slot.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
+    }
+}

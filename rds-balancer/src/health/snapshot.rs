@@ -1,0 +1,138 @@
+//! The serialisable picture of every host's health, returned by
+//! [`RdsConnection::health`](crate::RdsConnection::health).
+
+use std::time::SystemTime;
+
+use sea_orm::{DatabaseConnection, DatabaseConnectionType};
+use serde::Serialize;
+
+use crate::connection::RdsConnection;
+use crate::pool::HostPool;
+use crate::resilience::BreakerState;
+
+/// How a host is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HealthState {
+    /// Answers probes quickly; its statements succeed.
+    Healthy,
+    /// Still scheduled, but its last probe was slow or its last statements hit network errors.
+    Degraded,
+    /// Failed too many probes or statements in a row: its circuit breaker is open and, for a
+    /// reader, it gets no statements until a probe succeeds.
+    Unhealthy,
+}
+
+/// One host's health, as of the moment [`RdsConnection::health`](crate::RdsConnection::health)
+/// was called.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct HostHealthSnapshot {
+    /// The host's name: its instance identifier, `host:port`, or `writer` / `reader-N` for a
+    /// pool handed over to the builder.
+    pub name: String,
+    /// `"writer"` or `"reader"`.
+    pub role: &'static str,
+    /// Its state.
+    pub state: HealthState,
+    /// Its circuit breaker: `"closed"`, `"open"` or `"half_open"`.
+    pub breaker: &'static str,
+    /// The round trip of its last successful probe, in milliseconds (`None` before the first).
+    pub latency_ms: Option<f64>,
+    /// Failed probes and statement network errors in a row.
+    pub consecutive_failures: u32,
+    /// The last failure seen (probe or statement), if any since the last success.
+    pub last_error: Option<String>,
+    /// Statements, streams and transactions running on it through this connection.
+    pub in_flight: usize,
+    /// Connections its pool holds open.
+    pub pool_size: u32,
+    /// Of those, connections idle in the pool.
+    pub pool_idle: usize,
+    /// Statements waiting for one of its pool's connections (in flight beyond the connections
+    /// in use; an estimate, as the pool does not count its waiters).
+    pub pool_waiting: usize,
+}
+
+/// Every host's health: the writer first, then the readers in scheduling order.
+///
+/// ```no_run
+/// # async fn demo(db: rds_balancer::RdsConnection) {
+/// let health = db.health();
+/// for host in &health.hosts {
+///     println!("{} ({}) is {:?}, {} in flight", host.name, host.role, host.state, host.in_flight);
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct HealthSnapshot {
+    /// When it was taken.
+    pub taken_at: SystemTime,
+    /// The hosts in service.
+    pub hosts: Vec<HostHealthSnapshot>,
+}
+
+impl RdsConnection {
+    /// Every host's health now: state, breaker, probe latency, failures, in-flight work and
+    /// pool occupancy. Cheap (no I/O); serialisable for a health endpoint.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: rds_balancer::RdsConnection) {
+    /// let health = db.health();
+    /// let unhealthy = health.hosts.iter().filter(|h| h.state == rds_balancer::HealthState::Unhealthy);
+    /// println!("{} unhealthy host(s)", unhealthy.count());
+    /// # }
+    /// ```
+    pub fn health(&self) -> HealthSnapshot {
+        let hosts = self.inner().pools.load_full();
+        HealthSnapshot {
+            taken_at: SystemTime::now(),
+            hosts: std::iter::once(&hosts.writer)
+                .chain(&hosts.readers)
+                .map(|host| host_snapshot(host))
+                .collect(),
+        }
+    }
+}
+
+fn host_snapshot(host: &HostPool) -> HostHealthSnapshot {
+    let health = host.health();
+    let (pool_size, pool_idle) = occupancy(host.conn());
+    let in_use = usize::try_from(pool_size)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(pool_idle);
+    HostHealthSnapshot {
+        name: host.name().to_owned(),
+        role: host.role().as_str(),
+        state: health.state(),
+        breaker: match health.breaker_state() {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        },
+        latency_ms: health.latency().map(|l| l.as_secs_f64() * 1000.0),
+        consecutive_failures: health.consecutive_failures(),
+        last_error: health.last_error(),
+        in_flight: host.in_flight(),
+        pool_size,
+        pool_idle,
+        pool_waiting: host.in_flight().saturating_sub(in_use),
+    }
+}
+
+/// A pool's open and idle connections.
+fn occupancy(conn: &DatabaseConnection) -> (u32, usize) {
+    match &conn.inner {
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+            let pool = conn.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
+            let pool = conn.get_mysql_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => (0, 0),
+    }
+}
