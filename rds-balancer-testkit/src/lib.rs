@@ -65,6 +65,26 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Network faults without touching the server: a [`FaultProxy`] in front of a node forwards
+//! connections until told to hold every byte (`blackhole`), add latency, refuse new connections
+//! or reset the open ones.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use rds_balancer_testkit::{FaultProxy, PgCluster};
+//!
+//! # fn main() -> Result<(), rds_balancer_testkit::Error> {
+//! let cluster = PgCluster::start(1)?;
+//! let proxy = FaultProxy::start(([127, 0, 0, 1], cluster.replicas()[0].port()).into())?;
+//! // Point a client at `proxy.port()`, then:
+//! proxy.set_latency(Duration::from_millis(50));
+//! proxy.blackhole();
+//! proxy.restore();
+//! proxy.reset_all();
+//! # Ok(()) }
+//! ```
+//!
 //! # Processes and clean-up
 //!
 //! When the test process is root (as in CI), every server and tool runs as the `postgres` OS
@@ -104,11 +124,13 @@ mod error;
 mod net;
 mod pg;
 mod process;
+mod proxy;
 mod rds;
 mod supervisor;
 
 pub use self::error::{Error, INSTALL_HINT, MOTO_INSTALL_HINT};
 pub use self::pg::{PgCluster, PgNode};
+pub use self::proxy::FaultProxy;
 pub use self::rds::{EmulatedCluster, EmulatedInstance, RdsEmulator, resolve_to_loopback};
 
 /// A query whose one row's `port` column is the port of the server that ran it: how tests ask

@@ -187,6 +187,20 @@ impl PgCluster {
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, Error> {
         self.primary().psql(db, sql)
     }
+
+    /// Runs `sql` like [`PgNode::psql_with_timeout`], with this cluster's `psql`, on whatever
+    /// listens on `127.0.0.1:port`: a [`FaultProxy`](crate::FaultProxy) in front of a node, say.
+    /// Connecting gives up after `timeout` (at least 2 s, at most 10 s: libpq's
+    /// `connect_timeout`), and psql is killed after `timeout` ([`Error::Timeout`]).
+    pub fn psql_at(
+        &self,
+        port: u16,
+        db: &str,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<String, Error> {
+        super::node::run_psql(&self.ctx, "127.0.0.1", port, db, sql, timeout)
+    }
 }
 
 /// Starts the prepared node `name` on a free port, picking another when the port was taken

@@ -145,39 +145,49 @@ impl PgNode {
         sql: &str,
         timeout: Duration,
     ) -> Result<String, Error> {
-        let ctx = &self.inner.ctx;
-        let mut cmd = ctx.run_as.command(ctx.bin.tool("psql"), &ctx.root);
-        cmd.args([
-            "-X",
-            "-q",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-        ]);
-        cmd.arg("-p")
-            .arg(self.port().to_string())
-            .arg("-d")
-            .arg(db)
-            .arg("-c")
-            .arg(sql);
-        // libpq treats values under 2 as 2.
-        cmd.env(
-            "PGCONNECT_TIMEOUT",
-            timeout.as_secs().clamp(2, 10).to_string(),
-        );
-        let what = format!(
-            "psql on {} (port {}, db {db}) running `{}`",
-            self.name(),
-            self.port(),
-            sql.trim()
-        );
-        let out = process::run_ok(cmd, &what, timeout)?;
-        Ok(out.strip_suffix('\n').unwrap_or(&out).to_owned())
+        run_psql(&self.inner.ctx, self.name(), self.port(), db, sql, timeout)
     }
+}
+
+/// Runs `sql` with psql on `127.0.0.1:port` (see [`PgNode::psql`]); `who` names what listens
+/// there in errors.
+pub(crate) fn run_psql(
+    ctx: &Ctx,
+    who: &str,
+    port: u16,
+    db: &str,
+    sql: &str,
+    timeout: Duration,
+) -> Result<String, Error> {
+    let mut cmd = ctx.run_as.command(ctx.bin.tool("psql"), &ctx.root);
+    cmd.args([
+        "-X",
+        "-q",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+    ]);
+    cmd.arg("-p")
+        .arg(port.to_string())
+        .arg("-d")
+        .arg(db)
+        .arg("-c")
+        .arg(sql);
+    // libpq treats values under 2 as 2.
+    cmd.env(
+        "PGCONNECT_TIMEOUT",
+        timeout.as_secs().clamp(2, 10).to_string(),
+    );
+    let what = format!(
+        "psql on {who} (port {port}, db {db}) running `{}`",
+        sql.trim()
+    );
+    let out = process::run_ok(cmd, &what, timeout)?;
+    Ok(out.strip_suffix('\n').unwrap_or(&out).to_owned())
 }
 
 impl fmt::Debug for PgNode {

@@ -61,7 +61,16 @@ impl PgCluster {
     ///
     /// Afterwards [`primary`](Self::primary) is the promoted node and [`replicas`](Self::replicas)
     /// the others; the former primary is in neither list (it is left as it is: stop or kill it
-    /// first to simulate a failover, or it goes on as a diverged second primary).
+    /// first to simulate a failover, or it goes on as a diverged second primary). It cannot
+    /// rejoin as a replica: that would take `pg_rewind` or a new base backup, which the kit does
+    /// not do. A cluster can be promoted again, until it has no replica left.
+    ///
+    /// Replicas that are stopped or paused at the time are re-pointed too (their
+    /// `postgresql.auto.conf` is rewritten) and follow the new primary once started or resumed;
+    /// they are not waited for. A replica that had replayed more WAL than the promoted one cannot
+    /// follow it (PostgreSQL refuses a timeline that forked off before its position), and then
+    /// this times out naming it: call [`wait_replicated`](Self::wait_replicated) before killing
+    /// the primary, as a test of a clean failover should.
     pub fn promote(&self, replica: usize) -> Result<(), Error> {
         let _guard = self
             .promote_lock
