@@ -16,12 +16,15 @@ use sea_orm::{
 use tracing::Instrument;
 
 use crate::classify::Classifier;
+use crate::classify::Target;
 use crate::error::Error;
+use crate::failover::{Failover, Outcome};
 use crate::health::{GuardedError, HealthOptions, guard_statement};
 use crate::options::RdsConnectionBuilder;
+use crate::pool::Role;
 use crate::pool::{HostFactory, HostPool, InFlight, PoolSet};
-use crate::resilience::is_host_failure;
-use crate::route::{Decision, Picker, Route, current_route, decide, decide_transaction};
+use crate::resilience::{is_host_failure, is_writer_failure};
+use crate::route::{Decision, Picker, Route, Why, current_route, decide, decide_transaction};
 use crate::topology::{ReaderFilter, Topology};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) drain_timeout: Duration,
     /// How hosts are watched.
     pub(crate) health: HealthOptions,
+    /// Writer failovers asked for by statements, followed by the balancer.
+    pub(crate) failover: Failover,
 }
 
 impl std::fmt::Debug for RdsConnection {
@@ -102,12 +107,16 @@ impl std::fmt::Debug for RdsConnection {
     }
 }
 
+/// How long a writer suspected of failing has to show it still accepts writes.
+const WRITER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A statement admitted to a host: the in-flight guard, the span it runs in, and what decided
 /// its host.
 struct Routed {
     guard: InFlight,
     span: tracing::Span,
     decision: Decision,
+    operation: &'static str,
     health: HealthOptions,
 }
 
@@ -186,38 +195,98 @@ impl RdsConnection {
         self.admit(decision, "statement", None)
     }
 
-    /// Runs one statement. A read a reader failed with a network-class error, cut short because
-    /// the reader was found dead, or could not get a connection in time, runs once more on
-    /// another healthy host: reads have no side effects, so the caller sees the answer, not the
-    /// failure.
+    /// Runs one statement, and hides what it safely can of a failing host:
+    /// - a read a reader failed with a network-class error, cut short because the reader was
+    ///   found dead, or that could not get a connection in time, runs once more on another
+    ///   healthy host (reads have no side effects);
+    /// - while a balancer follows the cluster, a statement for a writer known to be down waits
+    ///   for the failover and then runs on the new writer; one that was sent when the writer
+    ///   failed (a network-class error, or a read-only error from a demoted writer) waits for it
+    ///   too, then a read runs once more, a write fails with [`Error::FailoverCompleted`] (never
+    ///   replayed: its outcome is unknown), and one that never reached the writer (no
+    ///   connection) runs; a failover that gives up fails them with [`Error::FailoverFailed`].
     async fn statement<T>(
         &self,
         stmt: Statement,
         op: impl AsyncFn(&DatabaseConnection, Statement) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
-        let routed = self.route(&stmt.sql)?;
-        if routed.decision.route != Route::Reader {
-            return routed.run(|conn| op(conn, stmt)).await;
-        }
-        let again = stmt.clone();
+        let routed = self.before_writer(self.route(&stmt.sql)?).await?;
+        let decision = routed.decision;
+        let read = self.is_read(decision, &stmt.sql);
+        // The first attempt consumes the statement: keep a copy when it may run again (a read,
+        // or anything for a writer that may fail over).
+        let again = (read
+            || (routed.host().role() == Role::Writer && self.inner.failover.is_followed()))
+        .then(|| stmt.clone());
         let error = match routed.run(|conn| op(conn, stmt)).await {
-            // A pool that timed out may only be busy, but a read can go elsewhere either way.
-            Err(error)
-                if is_host_failure(&error)
-                    || matches!(error, DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)) =>
-            {
-                error
-            }
+            Err(error) => error,
             done => return done,
         };
-        let (failed, decision) = (Arc::clone(routed.host()), routed.decision);
+        let failed = Arc::clone(routed.host());
         drop(routed);
-        match self.admit(decision, "statement", Some(&failed)) {
-            Ok(retry) if !Arc::ptr_eq(retry.host(), &failed) => {
-                tracing::info!(failed = %failed.name(), host = %retry.host().name(), %error, "read failed on its host; retried on another");
-                retry.run(|conn| op(conn, again)).await
+        let never_sent = matches!(error, DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        match (failed.role(), again) {
+            // A pool that timed out may only be busy, but a read can go elsewhere either way.
+            (Role::Reader, Some(again)) if is_host_failure(&error) || never_sent => {
+                match self.admit(decision, "statement", Some(&failed)) {
+                    Ok(retry) if !Arc::ptr_eq(retry.host(), &failed) => {
+                        tracing::info!(failed = %failed.name(), host = %retry.host().name(), %error, "read failed on its host; retried on another");
+                        retry.run(|conn| op(conn, again)).await
+                    }
+                    _ => Err(error),
+                }
+            }
+            (Role::Writer, Some(again))
+                if is_writer_failure(&error)
+                    || (never_sent
+                        && (self.inner.failover.is_running()
+                            || !failed.health().is_schedulable())) =>
+            {
+                match self.inner.failover.request_and_wait().await {
+                    None => Err(error),
+                    Some((Outcome::Completed, _)) if read || never_sent => {
+                        let retry = self.admit(decision, "statement", Some(&failed))?;
+                        tracing::info!(host = %retry.host().name(), %error, "statement failed with the writer; run again after the failover");
+                        retry.run(|conn| op(conn, again)).await
+                    }
+                    Some((Outcome::Completed, _)) => {
+                        tracing::warn!(%error, "write failed with the writer; not replayed");
+                        Err(Error::FailoverCompleted.into())
+                    }
+                    Some((Outcome::Failed, timeout)) => Err(Error::FailoverFailed(timeout).into()),
+                }
             }
             _ => Err(error),
+        }
+    }
+
+    /// When `routed` is for a writer known to be down and a balancer follows the cluster, waits
+    /// for the failover and routes again, to the new writer; otherwise returns `routed` as is.
+    async fn before_writer(&self, routed: Routed) -> Result<Routed, Error> {
+        let host = routed.host();
+        if host.role() != Role::Writer
+            || host.health().is_schedulable()
+            || !self.inner.failover.is_followed()
+        {
+            return Ok(routed);
+        }
+        let (decision, operation) = (routed.decision, routed.operation);
+        drop(routed);
+        match self.inner.failover.request_and_wait().await {
+            Some((Outcome::Failed, timeout)) => Err(Error::FailoverFailed(timeout)),
+            _ => self.admit(decision, operation, None),
+        }
+    }
+
+    /// Whether a statement routed by `decision` is certainly read-only: routed to a reader, or
+    /// sent to the writer only by an override or hint while the classifier finds it read-only.
+    fn is_read(&self, decision: Decision, sql: &str) -> bool {
+        match (decision.route, decision.why) {
+            (Route::Reader, _) => true,
+            (Route::Writer, Why::Override | Why::Hint) => {
+                self.inner.classifier.classify(sql, self.inner.backend) == Target::Reader
+            }
+            (Route::Writer, _) => false,
         }
     }
 
@@ -260,6 +329,7 @@ impl RdsConnection {
             guard,
             span,
             decision,
+            operation,
             health: self.inner.health,
         })
     }
@@ -343,8 +413,26 @@ impl TransactionTrait for RdsConnection {
         &self,
         options: TransactionOptions,
     ) -> Result<DatabaseTransaction, DbErr> {
+        // `BEGIN` changes nothing: when the writer fails under it, it runs again after the
+        // failover.
         let (routed, options) = self.route_transaction(options)?;
-        routed.run(|conn| conn.begin_with_options(options)).await
+        let routed = self.before_writer(routed).await?;
+        let error = match routed.run(|conn| conn.begin_with_options(options)).await {
+            Err(error) if routed.host().role() == Role::Writer && is_writer_failure(&error) => {
+                error
+            }
+            done => return done,
+        };
+        let decision = routed.decision;
+        drop(routed);
+        match self.inner.failover.request_and_wait().await {
+            None => Err(error),
+            Some((Outcome::Completed, _)) => {
+                let retry = self.admit(decision, "transaction", None)?;
+                retry.run(|conn| conn.begin_with_options(options)).await
+            }
+            Some((Outcome::Failed, timeout)) => Err(Error::FailoverFailed(timeout).into()),
+        }
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
@@ -381,12 +469,50 @@ impl TransactionTrait for RdsConnection {
         let (routed, options) = self
             .route_transaction(options)
             .map_err(|e| TransactionError::Connection(e.into()))?;
+        let routed = self
+            .before_writer(routed)
+            .await
+            .map_err(|e| TransactionError::Connection(e.into()))?;
         // The guard is held for the whole transaction, so shutdown waits for it.
-        routed
+        let outcome = routed
             .run(|conn| {
                 conn.transaction_with_config(callback, options.isolation_level, options.access_mode)
             })
-            .await
+            .await;
+        // The driver's own failures (BEGIN, COMMIT, a connection lost) are visible here. An error
+        // the callback returned is its own type: when the writer no longer accepts writes (it
+        // died or was demoted under the transaction), it was caused by that and is replaced.
+        let host = Arc::clone(routed.host());
+        drop(routed);
+        if host.role() != Role::Writer || !self.inner.failover.is_followed() {
+            return outcome;
+        }
+        let known = match &outcome {
+            Err(TransactionError::Connection(error)) => Some(is_writer_failure(error)),
+            Err(TransactionError::Transaction(_)) => None,
+            Ok(_) => Some(false),
+        };
+        let writer_failed = match known {
+            Some(failed) => failed,
+            None => {
+                !host
+                    .health()
+                    .writable(host.name(), host.conn(), WRITER_CHECK_TIMEOUT)
+                    .await
+            }
+        };
+        if writer_failed && let Err(TransactionError::Transaction(error)) = &outcome {
+            tracing::warn!(%error, "the transaction failed as the writer did");
+        }
+        if !writer_failed {
+            return outcome;
+        }
+        let error = match self.inner.failover.request_and_wait().await {
+            None => return outcome,
+            Some((Outcome::Completed, _)) => Error::TransactionResolutionUnknown,
+            Some((Outcome::Failed, timeout)) => Error::FailoverFailed(timeout),
+        };
+        Err(TransactionError::Connection(error.into()))
     }
 }
 

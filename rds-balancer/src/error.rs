@@ -68,6 +68,21 @@ pub enum Error {
         /// What showed it (failed probes, the errors its statements returned).
         why: Cow<'static, str>,
     },
+    /// The writer failed while this write (or `BEGIN`) was in flight, and the connection has
+    /// since followed the cluster to a writer that accepts writes. Whether the write took effect
+    /// is unknown: nothing was replayed. Issue it again if it is safe to (idempotent, or checked).
+    #[error(
+        "the writer failed over while the statement ran; its outcome is unknown and it was not replayed"
+    )]
+    FailoverCompleted,
+    /// The writer failed while a transaction ran (its `COMMIT` included): whether it committed
+    /// is unknown. The connection has followed the cluster to a new writer.
+    #[error("the writer failed over during the transaction; whether it committed is unknown")]
+    TransactionResolutionUnknown,
+    /// The writer failed and no writer that accepts writes was found within the failover
+    /// timeout.
+    #[error("the writer failed and no new writer was confirmed within {0:?}")]
+    FailoverFailed(std::time::Duration),
     /// The database (or the driver) returned an error for a statement.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -93,6 +108,12 @@ pub enum ErrorKind {
     Topology,
     /// See [`Error::HostUnavailable`].
     HostUnavailable,
+    /// See [`Error::FailoverCompleted`].
+    FailoverCompleted,
+    /// See [`Error::TransactionResolutionUnknown`].
+    TransactionResolutionUnknown,
+    /// See [`Error::FailoverFailed`].
+    FailoverFailed,
 }
 
 /// Every `DbErr` made from an [`Error`] (other than [`Error::Db`], passed through unchanged)
@@ -100,7 +121,7 @@ pub enum ErrorKind {
 const PREFIX: &str = "[rds-balancer:";
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 8] = [
+    const ALL: [ErrorKind; 11] = [
         ErrorKind::NoActiveReaders,
         ErrorKind::ShuttingDown,
         ErrorKind::WriteRefused,
@@ -109,6 +130,9 @@ impl ErrorKind {
         ErrorKind::Database,
         ErrorKind::Topology,
         ErrorKind::HostUnavailable,
+        ErrorKind::FailoverCompleted,
+        ErrorKind::TransactionResolutionUnknown,
+        ErrorKind::FailoverFailed,
     ];
 
     /// A stable snake-case code, used in the `DbErr` message prefix (`[rds-balancer:<code>]`).
@@ -122,6 +146,9 @@ impl ErrorKind {
             ErrorKind::Database => "database",
             ErrorKind::Topology => "topology",
             ErrorKind::HostUnavailable => "host_unavailable",
+            ErrorKind::FailoverCompleted => "failover_completed",
+            ErrorKind::TransactionResolutionUnknown => "transaction_resolution_unknown",
+            ErrorKind::FailoverFailed => "failover_failed",
         }
     }
 
@@ -169,6 +196,9 @@ impl Error {
             Error::Db(_) => ErrorKind::Database,
             Error::Topology { .. } => ErrorKind::Topology,
             Error::HostUnavailable { .. } => ErrorKind::HostUnavailable,
+            Error::FailoverCompleted => ErrorKind::FailoverCompleted,
+            Error::TransactionResolutionUnknown => ErrorKind::TransactionResolutionUnknown,
+            Error::FailoverFailed(_) => ErrorKind::FailoverFailed,
         }
     }
 
@@ -237,6 +267,9 @@ mod tests {
                 host: "reader-1".into(),
                 why: "3 probes failed".into(),
             },
+            Error::FailoverCompleted,
+            Error::TransactionResolutionUnknown,
+            Error::FailoverFailed(std::time::Duration::from_secs(60)),
         ];
         for err in errors {
             let kind = err.kind();
@@ -247,7 +280,7 @@ mod tests {
                     .contains(&format!("[rds-balancer:{}]", kind.code()))
             );
         }
-        assert_eq!(ErrorKind::ALL.len(), 8);
+        assert_eq!(ErrorKind::ALL.len(), 11);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod classify;
 mod connection;
 mod error;
+mod failover;
 mod health;
 mod options;
 mod pool;

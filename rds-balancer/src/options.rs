@@ -12,6 +12,7 @@ use sea_orm::{
 use crate::classify::Classifier;
 use crate::connection::{Inner, RdsConnection};
 use crate::error::{Error, Result};
+use crate::failover::Failover;
 use crate::health::{HealthOptions, spawn_monitor};
 use crate::pool::{HostFactory, HostPool, Hosts, Origin, PoolSet, Role};
 use crate::route::{Picker, ReaderSelection};
@@ -432,6 +433,7 @@ impl RdsConnectionBuilder {
             keep_existing_write_host: self.keep_existing_write_host,
             drain_timeout: self.drain_timeout,
             health: self.health,
+            failover: Failover::default(),
         });
         spawn_monitor(&db);
         Ok(db)

@@ -43,6 +43,8 @@ impl RdsConnection {
         let deadline = start + timeout;
         self.inner().closing.store(true, Ordering::SeqCst);
         self.inner().stopping.cancel();
+        // Polling stops: a failover in progress will not complete.
+        self.inner().failover.stop_following();
         // Wait for a topology change being applied: it publishes its hosts before releasing the
         // lock, and the next one sees `closing` and stops, so the snapshot below is final.
         drop(self.inner().applied.lock().await);

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
 use super::HealthOptions;
-use super::probe::{self, ProbeConn, ProbeError};
+use super::probe::{self, Check, ProbeConn, ProbeError};
 use super::snapshot::HealthState;
 use crate::resilience::{BreakerOptions, BreakerState, CircuitBreaker};
 
@@ -167,6 +167,34 @@ impl HostHealth {
         pool: &DatabaseConnection,
         min_gap: Duration,
     ) -> Option<Result<Duration, ProbeError>> {
+        self.check(host, pool, min_gap, Check::Alive, self.probe_timeout)
+            .await
+            .map(|outcome| outcome.map(|(latency, _)| latency))
+    }
+
+    /// Whether the host accepts writes now, asked within `timeout` (a probe that is never
+    /// skipped); a failure to answer counts against its health like any probe's.
+    pub(crate) async fn writable(
+        &self,
+        host: &str,
+        pool: &DatabaseConnection,
+        timeout: Duration,
+    ) -> bool {
+        matches!(
+            self.check(host, pool, Duration::ZERO, Check::Writable, timeout)
+                .await,
+            Some(Ok((_, true)))
+        )
+    }
+
+    async fn check(
+        &self,
+        host: &str,
+        pool: &DatabaseConnection,
+        min_gap: Duration,
+        check: Check,
+        timeout: Duration,
+    ) -> Option<Result<(Duration, bool), ProbeError>> {
         let mut slot = self.probe.lock().await;
         {
             let mut last = self
@@ -176,15 +204,15 @@ impl HostHealth {
             if last.is_some_and(|at| at.elapsed() < min_gap) {
                 return None;
             }
-            if !self.breaker.allow() {
+            if check == Check::Alive && !self.breaker.allow() {
                 return None;
             }
             *last = Some(Instant::now());
         }
-        let outcome = probe::probe(&mut slot, pool, self.probe_timeout).await;
+        let outcome = probe::probe(&mut slot, pool, timeout, check).await;
         drop(slot);
         match &outcome {
-            Ok(latency) => {
+            Ok((latency, _)) => {
                 let micros = u64::try_from(latency.as_micros()).unwrap_or(UNKNOWN - 1);
                 self.latency_micros.store(micros, Ordering::Relaxed);
                 self.failures.store(0, Ordering::Relaxed);

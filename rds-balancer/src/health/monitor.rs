@@ -137,6 +137,12 @@ pub(crate) fn spawn_monitor(db: &RdsConnection) {
                 () = stopping.cancelled() => return,
                 _ = join_all(probes) => {}
             }
+            // A writer found dead is a failover to follow, even with no statement failing on it.
+            if !hosts.writer.health().is_schedulable()
+                && let Some(db) = RdsConnection::upgrade(&weak)
+            {
+                db.inner().failover.request();
+            }
         }
     });
 }

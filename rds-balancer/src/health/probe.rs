@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::sqlx::mysql::MySqlConnection;
 use sea_orm::sqlx::postgres::PgConnection;
-use sea_orm::sqlx::{ConnectOptions, Connection, Executor};
+use sea_orm::sqlx::{ConnectOptions, Connection, Executor, query_scalar};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
 /// The probe's connection to one host.
@@ -25,6 +25,15 @@ impl std::fmt::Debug for ProbeConn {
 
 /// Why a probe failed (never carries credentials: sqlx errors name hosts, not passwords).
 pub(crate) type ProbeError = String;
+
+/// What a probe asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Does the server answer (`SELECT 1`)?
+    Alive,
+    /// Does it accept writes (not a replica, not read-only)?
+    Writable,
+}
 
 impl ProbeConn {
     /// Opens a probe connection with the settings of `pool` (the host's own pool).
@@ -52,10 +61,26 @@ impl ProbeConn {
         }
     }
 
-    async fn ping(&mut self) -> Result<(), ProbeError> {
-        let done = match self {
-            ProbeConn::Postgres(conn) => conn.execute("SELECT 1").await.map(|_| ()),
-            ProbeConn::MySql(conn) => conn.execute("SELECT 1").await.map(|_| ()),
+    /// Runs `check`; `Ok(true)` when the host answered (and, for [`Check::Writable`], accepts
+    /// writes).
+    async fn run(&mut self, check: Check) -> Result<bool, ProbeError> {
+        let done = match (self, check) {
+            (ProbeConn::Postgres(conn), Check::Alive) => {
+                conn.execute("SELECT 1").await.map(|_| true)
+            }
+            (ProbeConn::MySql(conn), Check::Alive) => conn.execute("SELECT 1").await.map(|_| true),
+            (ProbeConn::Postgres(conn), Check::Writable) => {
+                query_scalar::<_, bool>("SELECT pg_is_in_recovery()")
+                    .fetch_one(conn)
+                    .await
+                    .map(|in_recovery| !in_recovery)
+            }
+            (ProbeConn::MySql(conn), Check::Writable) => query_scalar::<_, i64>(
+                "SELECT (@@global.read_only OR @@global.innodb_read_only) + 0",
+            )
+            .fetch_one(conn)
+            .await
+            .map(|read_only| read_only == 0),
         };
         done.map_err(|e| e.to_string())
     }
@@ -68,26 +93,27 @@ impl ProbeConn {
     }
 }
 
-/// Probes a host: `SELECT 1` on the kept probe connection (opened first if there is none),
-/// within `timeout`, connecting included. Returns the round trip. On failure the connection is
-/// dropped, so the next probe connects afresh.
+/// Probes a host: `check` on the kept probe connection (opened first if there is none), within
+/// `timeout`, connecting included. Returns the round trip and the check's answer. On failure
+/// the connection is dropped, so the next probe connects afresh.
 pub(crate) async fn probe(
     slot: &mut Option<ProbeConn>,
     pool: &DatabaseConnection,
     timeout: Duration,
-) -> Result<Duration, ProbeError> {
+    check: Check,
+) -> Result<(Duration, bool), ProbeError> {
     let start = Instant::now();
     let attempt = async {
         if slot.is_none() {
             *slot = Some(ProbeConn::open(pool).await?);
         }
         match slot.as_mut() {
-            Some(conn) => conn.ping().await,
+            Some(conn) => conn.run(check).await,
             None => Err("no probe connection".to_owned()),
         }
     };
     let outcome = match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(())) => return Ok(start.elapsed()),
+        Ok(Ok(answer)) => return Ok((start.elapsed(), answer)),
         Ok(Err(error)) => error,
         Err(_) => format!("no answer within {timeout:?}"),
     };

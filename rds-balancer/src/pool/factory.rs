@@ -1,10 +1,12 @@
 //! Opening pools for hosts a topology names, with the writer's pool as the template.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::sqlx::mysql::{MySql, MySqlConnectOptions};
 use sea_orm::sqlx::pool::PoolOptions;
 use sea_orm::sqlx::postgres::{PgConnectOptions, Postgres};
+use sea_orm::sqlx::{self, ConnectOptions, Connection};
 use sea_orm::{
     DatabaseConnection, DatabaseConnectionType, SqlxMySqlConnector, SqlxPostgresConnector,
 };
@@ -105,23 +107,54 @@ impl HostFactory {
         self.connect(&host, port).await
     }
 
+    /// Opens the pool. One connection is tried first, once: a host that refuses connections
+    /// (down, or not yet up) fails at once, where the pool itself would keep retrying until its
+    /// acquire timeout and hold up every other change of a topology meanwhile.
     async fn connect(&self, host: &str, port: u16) -> Result<DatabaseConnection> {
         let opened = match &self.template {
-            Template::Postgres(connect, pool) => pool
-                .clone()
-                .connect_with(connect.clone().host(host).port(port))
-                .await
-                .map(SqlxPostgresConnector::from_sqlx_postgres_pool),
-            Template::MySql(connect, pool) => pool
-                .clone()
-                .connect_with(connect.clone().host(host).port(port))
-                .await
-                .map(SqlxMySqlConnector::from_sqlx_mysql_pool),
+            Template::Postgres(connect, pool) => {
+                let connect = connect.clone().host(host).port(port);
+                match try_once(&connect, pool.get_acquire_timeout()).await {
+                    Err(error) => Err(error),
+                    Ok(()) => pool
+                        .clone()
+                        .connect_with(connect)
+                        .await
+                        .map(SqlxPostgresConnector::from_sqlx_postgres_pool),
+                }
+            }
+            Template::MySql(connect, pool) => {
+                let connect = connect.clone().host(host).port(port);
+                match try_once(&connect, pool.get_acquire_timeout()).await {
+                    Err(error) => Err(error),
+                    Ok(()) => pool
+                        .clone()
+                        .connect_with(connect)
+                        .await
+                        .map(SqlxMySqlConnector::from_sqlx_mysql_pool),
+                }
+            }
         };
         opened.map_err(|error| Error::Connect {
             host: format!("{host}:{port}"),
             source: sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error.into())),
         })
+    }
+}
+
+/// Opens one connection with `options` (a single attempt, within `timeout`) and closes it.
+async fn try_once<O>(options: &O, timeout: Duration) -> Result<(), sqlx::Error>
+where
+    O: ConnectOptions,
+    O::Connection: Sized,
+{
+    match tokio::time::timeout(timeout, options.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
     }
 }
 

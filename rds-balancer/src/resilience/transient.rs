@@ -73,11 +73,12 @@ const fn kind_is_transient(kind: ErrorKind) -> bool {
         // re-runs a read once on another host; what reaches the caller may be a write whose
         // outcome is unknown, so replaying it is the caller's decision (retry_if), not ours.
         ErrorKind::HostUnavailable => false,
-        // FAILOVER KINDS GO HERE. When failover lands (design.md section 4), decide them here:
-        // a read that failed over has already been retried once on another host; a write outside
-        // a transaction (`FailoverCompleted`) or a transaction (`TransactionResolutionUnknown`)
-        // has an unknown outcome, so it must NOT be transient here: replaying a write is the
-        // caller's decision, never the default predicate's.
+        // The writer failed over under a write or a transaction: its outcome is unknown, so
+        // replaying it is the caller's decision (retry_if), never the default predicate's. A
+        // failover that gave up is not retried either: the cluster had the failover timeout.
+        ErrorKind::FailoverCompleted
+        | ErrorKind::TransactionResolutionUnknown
+        | ErrorKind::FailoverFailed => false,
         ErrorKind::NoActiveReaders
         | ErrorKind::ShuttingDown
         | ErrorKind::WriteRefused
@@ -112,6 +113,30 @@ pub(crate) fn is_connection_error(err: &DbErr) -> bool {
 /// ([`ErrorKind::HostUnavailable`]). A read that failed this way may run again on another host.
 pub(crate) fn is_host_failure(err: &DbErr) -> bool {
     ErrorKind::of(err) == Some(ErrorKind::HostUnavailable) || is_connection_error(err)
+}
+
+/// True when a statement on the writer says the writer is gone or demoted: a host failure
+/// ([`is_host_failure`]), or a read-only error (PostgreSQL `25006`
+/// `read_only_sql_transaction`; MySQL / MariaDB 1290 `ER_OPTION_PREVENTS_STATEMENT` as
+/// `--read-only` raises it, 1836 `ER_READ_ONLY_MODE`, 1792
+/// `ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION`), which is what a writer demoted to a replica
+/// answers.
+pub(crate) fn is_writer_failure(err: &DbErr) -> bool {
+    is_host_failure(err) || is_read_only_error(err)
+}
+
+/// True for the read-only errors of [`is_writer_failure`].
+fn is_read_only_error(err: &DbErr) -> bool {
+    let (DbErr::Exec(runtime) | DbErr::Query(runtime) | DbErr::Conn(runtime)) = err else {
+        return false;
+    };
+    match sqlx_error(runtime) {
+        Some(sqlx::Error::Database(db)) => match db.try_downcast_ref::<MySqlDatabaseError>() {
+            Some(mysql) => matches!(mysql.number(), 1290 | 1792 | 1836),
+            None => db.code().is_some_and(|code| code == "25006"),
+        },
+        _ => false,
+    }
 }
 
 /// The sqlx error inside a SeaORM runtime error, if it is one.

@@ -8,7 +8,7 @@ mod hint;
 mod picker;
 mod scope;
 
-pub(crate) use self::decide::{Decision, decide, decide_transaction};
+pub(crate) use self::decide::{Decision, Why, decide, decide_transaction};
 pub(crate) use self::picker::Picker;
 pub use self::picker::ReaderSelection;
 #[doc(hidden)]

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Topology, TopologyChange, TopologySource};
 use crate::connection::RdsConnection;
 use crate::error::{Error, Result};
+use crate::failover::Outcome;
 use crate::options::RdsConnectionBuilder;
 
 /// A callback told about every set of changes a sync applied.
@@ -37,6 +38,8 @@ pub struct BalancerOptions {
     poll_interval: Duration,
     auto_start: bool,
     on_change: Option<OnChange>,
+    failover_poll_interval: Duration,
+    failover_timeout: Duration,
 }
 
 impl std::fmt::Debug for BalancerOptions {
@@ -45,6 +48,8 @@ impl std::fmt::Debug for BalancerOptions {
             .field("poll_interval", &self.poll_interval)
             .field("auto_start", &self.auto_start)
             .field("on_topology_change", &self.on_change.is_some())
+            .field("failover_poll_interval", &self.failover_poll_interval)
+            .field("failover_timeout", &self.failover_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -58,7 +63,26 @@ impl BalancerOptions {
             poll_interval: Duration::from_secs(30),
             auto_start: false,
             on_change: None,
+            failover_poll_interval: Duration::from_millis(100),
+            failover_timeout: Duration::from_secs(60),
         }
+    }
+
+    /// How often the source is asked while the writer is failing over (a statement saw the
+    /// writer fail, or its probes did), until a writer that accepts writes is confirmed. Use a
+    /// source that is cheap to ask this often, such as a
+    /// [`ClusterViewSource`](crate::ClusterViewSource). Default: 100 ms.
+    pub fn failover_poll_interval(mut self, value: Duration) -> Self {
+        self.failover_poll_interval = value;
+        self
+    }
+
+    /// How long a failover may take before it is given up: statements waiting for it then fail
+    /// with [`ErrorKind::FailoverFailed`](crate::ErrorKind::FailoverFailed) and polling returns to
+    /// its usual pace. Default: 60 s.
+    pub fn failover_timeout(mut self, value: Duration) -> Self {
+        self.failover_timeout = value;
+        self
     }
 
     /// How often the source is asked, on average: each wait is jittered by ±20% so that a
@@ -284,6 +308,11 @@ impl RdsReplicaBalancer {
             return;
         }
         let token = self.inner.db.inner().stopping.child_token();
+        self.inner
+            .db
+            .inner()
+            .failover
+            .start_following(self.inner.options.failover_timeout);
         let balancer = self.clone();
         let stopped = token.clone();
         let task = self
@@ -296,10 +325,11 @@ impl RdsReplicaBalancer {
     }
 
     /// Stops polling. The hosts in use stay as they are. A sync in progress is abandoned before
-    /// it changes anything.
+    /// it changes anything; a failover in progress fails (nothing follows the cluster any more).
     pub fn stop(&self) {
         if let Some(polling) = self.polling().take() {
             polling.token.cancel();
+            self.inner.db.inner().failover.stop_following();
         }
     }
 
@@ -326,6 +356,7 @@ impl RdsReplicaBalancer {
         let polling = self.polling().take();
         if let Some(polling) = polling {
             polling.token.cancel();
+            self.inner.db.inner().failover.stop_following();
             // The task ends at its next await; a panic in it has been logged by the runtime.
             let _ = polling.task.await;
         }
@@ -341,12 +372,18 @@ impl RdsReplicaBalancer {
 
     async fn poll(&self, token: CancellationToken) {
         let interval = self.inner.options.poll_interval;
+        let failover = &self.inner.db.inner().failover;
         let mut failures: u32 = 0;
         loop {
             let wait = jittered(backoff(interval, failures));
             tokio::select! {
                 () = token.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
+                () = failover.asked() => {
+                    self.follow_failover(&token).await;
+                    failures = 0;
+                    continue;
+                }
             }
             // Cancel-safe: a sync changes the hosts in one step after its last await.
             let synced = tokio::select! {
@@ -367,6 +404,46 @@ impl RdsReplicaBalancer {
 impl Polling {
     fn is_running(&self) -> bool {
         !self.token.is_cancelled()
+    }
+}
+
+impl RdsReplicaBalancer {
+    /// Follows a writer failover: asks the source every `failover_poll_interval` and checks that
+    /// the writer in use accepts writes, until it does (the failover completed: a new writer was
+    /// applied, or the old one came back) or `failover_timeout` passes (it failed).
+    async fn follow_failover(&self, token: &CancellationToken) {
+        let (db, options) = (self.inner.db.inner(), &self.inner.options);
+        let started = tokio::time::Instant::now();
+        // A check of a writer that does not answer must not hold up the next refresh for long.
+        let check_timeout = Duration::from_secs(1).max(options.failover_poll_interval);
+        loop {
+            let synced = tokio::select! {
+                () = token.cancelled() => return,
+                synced = self.sync_now() => synced,
+            };
+            if let Err(error) = synced {
+                tracing::debug!(%error, "topology refresh during failover failed");
+            }
+            let writer = Arc::clone(&db.pools.load().writer);
+            let writable = tokio::select! {
+                () = token.cancelled() => return,
+                writable = writer.health().writable(writer.name(), writer.conn(), check_timeout) => writable,
+            };
+            if writable {
+                tracing::info!(writer = %writer.name(), elapsed = ?started.elapsed(), "failover completed: the writer accepts writes");
+                db.failover.finish(Outcome::Completed);
+                return;
+            }
+            if started.elapsed() >= options.failover_timeout {
+                tracing::error!(timeout = ?options.failover_timeout, "failover failed: no writer accepts writes");
+                db.failover.finish(Outcome::Failed);
+                return;
+            }
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(options.failover_poll_interval) => {}
+            }
+        }
     }
 }
 
