@@ -224,7 +224,12 @@ impl RdsConnection {
         };
         let failed = Arc::clone(routed.host());
         drop(routed);
-        let never_sent = matches!(error, DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        // SeaORM reports failing to get a connection as `ConnectionAcquire` or `Conn`: the
+        // statement was not sent.
+        let never_sent = matches!(
+            error,
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) | DbErr::Conn(_)
+        );
         match (failed.role(), again) {
             // A pool that timed out may only be busy, but a read can go elsewhere either way.
             (Role::Reader, Some(again)) if is_host_failure(&error) || never_sent => {

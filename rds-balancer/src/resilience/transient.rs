@@ -91,8 +91,8 @@ const fn kind_is_transient(kind: ErrorKind) -> bool {
 /// True when `err` says the host itself failed: it refused or dropped the connection, stopped
 /// answering, or is shutting down. Evidence about the host's health, not the statement's.
 ///
-/// Network-class: I/O errors (not TLS certificate or protocol failures), PostgreSQL SQLSTATE
-/// class `08` and `57P01` / `57P02` / `57P03`, MySQL / MariaDB 1053, 1158-1161, 1927, 2002,
+/// Network-class: I/O errors (not TLS certificate or protocol failures), protocol errors while
+/// opening a connection, PostgreSQL SQLSTATE class `08` and `57P01` / `57P02` / `57P03`, MySQL / MariaDB 1053, 1158-1161, 1927, 2002,
 /// 2003, 2006, 2013, and rds-balancer's [`ErrorKind::Connect`]. Not a deadlock, a serialization
 /// failure or a saturated server (the host is alive), and not a pool timeout: a busy pool times
 /// out too, so the health probes, not this, decide whether a host that only times out is dead.
@@ -101,7 +101,15 @@ pub(crate) fn is_connection_error(err: &DbErr) -> bool {
         return kind == ErrorKind::Connect;
     }
     match err {
-        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => {
+        // SeaORM reports a failure to get a connection (to open one) as `Conn`: a protocol
+        // error there is the host closing or garbling the handshake. sqlx 0.9.0 reports a
+        // connection closed during TLS negotiation as "unexpected response from SSLRequest:
+        // 0x00" (sqlx#4395).
+        DbErr::Conn(runtime) => sqlx_error(runtime).is_some_and(|e| {
+            sqlx_is_connection_error(e)
+                || matches!(e, sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed)
+        }),
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => {
             sqlx_error(runtime).is_some_and(sqlx_is_connection_error)
         }
         _ => false,

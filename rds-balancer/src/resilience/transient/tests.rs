@@ -343,6 +343,16 @@ fn host_failures_are_network_class_errors_and_hosts_found_dead() {
     }
     let untrusted = || sqlx::Error::Io(io::Error::new(io::ErrorKind::InvalidData, "cert"));
     assert!(!wrapped(untrusted).iter().any(is_connection_error));
+    // A handshake the host cut short while a connection was being opened (SeaORM's `Conn`):
+    // sqlx 0.9.0 reports it as a protocol error (sqlx#4395). The same error from a statement
+    // already running says nothing about the host.
+    let cut = || sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+    let [exec, query, conn] = wrapped(cut);
+    assert!(
+        is_connection_error(&conn) && is_host_failure(&conn),
+        "{conn}"
+    );
+    assert!(!is_connection_error(&exec) && !is_connection_error(&query));
     // A pool timeout is transient, but no evidence against the host (a busy pool times out).
     let timeout = DbErr::ConnectionAcquire(ConnAcquireErr::Timeout);
     assert!(is_transient(&timeout) && !is_connection_error(&timeout));
