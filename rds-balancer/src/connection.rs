@@ -23,7 +23,7 @@ use crate::health::{GuardedError, HealthOptions, guard_statement};
 use crate::options::RdsConnectionBuilder;
 use crate::pool::Role;
 use crate::pool::{HostFactory, HostPool, InFlight, PoolSet};
-use crate::resilience::{is_host_failure, is_writer_failure};
+use crate::resilience::{is_auth_failure, is_host_failure, is_writer_failure};
 use crate::route::{Decision, Picker, Route, Why, current_route, decide, decide_transaction};
 use crate::topology::{ReaderFilter, Topology};
 use std::time::Duration;
@@ -196,6 +196,8 @@ impl RdsConnection {
     }
 
     /// Runs one statement, and hides what it safely can of a failing host:
+    /// - a statement whose connection was refused its credentials (a rotated password) runs
+    ///   once more after the credential provider gave new ones (it was never sent);
     /// - a read a reader failed with a network-class error, cut short because the reader was
     ///   found dead, or that could not get a connection in time, runs once more on another
     ///   healthy host (reads have no side effects);
@@ -216,7 +218,8 @@ impl RdsConnection {
         // The first attempt consumes the statement: keep a copy when it may run again (a read,
         // or anything for a writer that may fail over).
         let again = (read
-            || (routed.host().role() == Role::Writer && self.inner.failover.is_followed()))
+            || (routed.host().role() == Role::Writer && self.inner.failover.is_followed())
+            || routed.host().renewal().is_some())
         .then(|| stmt.clone());
         let error = match routed.run(|conn| op(conn, stmt)).await {
             Err(error) => error,
@@ -231,6 +234,15 @@ impl RdsConnection {
             DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) | DbErr::Conn(_)
         );
         match (failed.role(), again) {
+            // The credentials were refused (rotated): new ones, then the statement, never sent,
+            // runs with them.
+            (_, Some(again)) if is_auth_failure(&error) => match failed.renewal() {
+                Some(renewal) if renewal.rejected().await => {
+                    let retry = self.admit(decision, "statement", None)?;
+                    retry.run(|conn| op(conn, again)).await
+                }
+                _ => Err(error),
+            },
             // A pool that timed out may only be busy, but a read can go elsewhere either way.
             (Role::Reader, Some(again)) if is_host_failure(&error) || never_sent => {
                 match self.admit(decision, "statement", Some(&failed)) {

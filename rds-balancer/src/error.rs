@@ -83,6 +83,11 @@ pub enum Error {
     /// timeout.
     #[error("the writer failed and no new writer was confirmed within {0:?}")]
     FailoverFailed(std::time::Duration),
+    /// A [`CredentialProvider`](crate::CredentialProvider) could not produce credentials (an IAM
+    /// token could not be signed, Secrets Manager could not be reached or returned a secret
+    /// without a password). The message never carries a secret.
+    #[error("could not get database credentials: {0}")]
+    Credentials(Cow<'static, str>),
     /// The database (or the driver) returned an error for a statement.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -114,6 +119,8 @@ pub enum ErrorKind {
     TransactionResolutionUnknown,
     /// See [`Error::FailoverFailed`].
     FailoverFailed,
+    /// See [`Error::Credentials`].
+    Credentials,
 }
 
 /// Every `DbErr` made from an [`Error`] (other than [`Error::Db`], passed through unchanged)
@@ -121,7 +128,7 @@ pub enum ErrorKind {
 const PREFIX: &str = "[rds-balancer:";
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 11] = [
+    const ALL: [ErrorKind; 12] = [
         ErrorKind::NoActiveReaders,
         ErrorKind::ShuttingDown,
         ErrorKind::WriteRefused,
@@ -133,6 +140,7 @@ impl ErrorKind {
         ErrorKind::FailoverCompleted,
         ErrorKind::TransactionResolutionUnknown,
         ErrorKind::FailoverFailed,
+        ErrorKind::Credentials,
     ];
 
     /// A stable snake-case code, used in the `DbErr` message prefix (`[rds-balancer:<code>]`).
@@ -149,6 +157,7 @@ impl ErrorKind {
             ErrorKind::FailoverCompleted => "failover_completed",
             ErrorKind::TransactionResolutionUnknown => "transaction_resolution_unknown",
             ErrorKind::FailoverFailed => "failover_failed",
+            ErrorKind::Credentials => "credentials",
         }
     }
 
@@ -199,6 +208,7 @@ impl Error {
             Error::FailoverCompleted => ErrorKind::FailoverCompleted,
             Error::TransactionResolutionUnknown => ErrorKind::TransactionResolutionUnknown,
             Error::FailoverFailed(_) => ErrorKind::FailoverFailed,
+            Error::Credentials(_) => ErrorKind::Credentials,
         }
     }
 
@@ -270,6 +280,7 @@ mod tests {
             Error::FailoverCompleted,
             Error::TransactionResolutionUnknown,
             Error::FailoverFailed(std::time::Duration::from_secs(60)),
+            Error::Credentials("Secrets Manager: ResourceNotFoundException".into()),
         ];
         for err in errors {
             let kind = err.kind();
@@ -280,7 +291,7 @@ mod tests {
                     .contains(&format!("[rds-balancer:{}]", kind.code()))
             );
         }
-        assert_eq!(ErrorKind::ALL.len(), 11);
+        assert_eq!(ErrorKind::ALL.len(), 12);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod classify;
 mod connection;
+mod credentials;
 mod error;
 mod failover;
 mod health;
@@ -14,9 +15,10 @@ mod topology;
 
 pub use self::classify::{Classifier, Explanation, Reason, Target, classify, explain};
 pub use self::connection::{RdsConnection, RdsStream};
+pub use self::credentials::{CredentialProvider, Credentials, Endpoint, Secret};
 pub use self::error::{Error, ErrorKind, Result};
 pub use self::health::{HealthSnapshot, HealthState, HostHealthSnapshot};
-pub use self::options::RdsConnectionBuilder;
+pub use self::options::{RdsConnectionBuilder, SslMode};
 pub use self::resilience::{
     AsDbErr, BreakerError, BreakerOptions, BreakerState, CircuitBreaker, RetryPolicy,
     is_circuit_open, is_transient, retry,

@@ -5,16 +5,15 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use sea_orm::{
-    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseConnectionType,
-};
+use sea_orm::{DatabaseBackend, DatabaseConnection, DatabaseConnectionType};
 
 use crate::classify::Classifier;
 use crate::connection::{Inner, RdsConnection};
+use crate::credentials::CredentialProvider;
 use crate::error::{Error, Result};
 use crate::failover::Failover;
 use crate::health::{HealthOptions, spawn_monitor};
-use crate::pool::{HostFactory, HostPool, Hosts, Origin, PoolSet, Role};
+use crate::pool::{HostFactory, Hosts, Opened, Origin, PoolSet, Role, Template};
 use crate::route::{Picker, ReaderSelection};
 use crate::topology::{EndpointResolver, ReaderFilter, Topology};
 use std::sync::Arc;
@@ -69,34 +68,90 @@ pub(crate) struct PoolOptions {
     acquire_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
-    sqlx_logging: Option<bool>,
+    pub(crate) sqlx_logging: Option<bool>,
 }
 
 impl PoolOptions {
-    pub(crate) fn connect_options(&self, url: &str) -> ConnectOptions {
-        let mut options = ConnectOptions::new(url);
+    /// sqlx pool settings with these values (named as in SeaORM, which maps `connect_timeout`
+    /// to the pool's acquire timeout too).
+    pub(crate) fn sqlx<DB: sea_orm::sqlx::Database>(&self) -> sea_orm::sqlx::pool::PoolOptions<DB> {
+        let mut options = sea_orm::sqlx::pool::PoolOptions::new();
         if let Some(v) = self.max_connections {
-            options.max_connections(v);
+            options = options.max_connections(v);
         }
         if let Some(v) = self.min_connections {
-            options.min_connections(v);
+            options = options.min_connections(v);
         }
         if let Some(v) = self.connect_timeout {
-            options.connect_timeout(v);
+            options = options.acquire_timeout(v);
         }
         if let Some(v) = self.acquire_timeout {
-            options.acquire_timeout(v);
+            options = options.acquire_timeout(v);
         }
         if let Some(v) = self.idle_timeout {
-            options.idle_timeout(v);
+            options = options.idle_timeout(v);
         }
         if let Some(v) = self.max_lifetime {
-            options.max_lifetime(v);
-        }
-        if let Some(v) = self.sqlx_logging {
-            options.sqlx_logging(v);
+            options = options.max_lifetime(v);
         }
         options
+    }
+}
+
+/// TLS to the database, as given to the builder (on top of the URL's `sslmode`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tls {
+    pub(crate) mode: Option<SslMode>,
+    pub(crate) root_cert: Option<std::path::PathBuf>,
+}
+
+/// Whether and how connections use TLS (PostgreSQL's `sslmode` names; MySQL's equivalents).
+///
+/// ```
+/// use rds_balancer::{RdsConnection, SslMode};
+///
+/// let builder = RdsConnection::builder()
+///     .writer("postgres://app@app.cluster-abc.us-east-1.rds.amazonaws.com/app")
+///     .ssl_mode(SslMode::VerifyFull)
+///     .ssl_root_cert("/etc/ssl/rds/global-bundle.pem");
+/// # let _ = builder;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it, without verifying the certificate.
+    Prefer,
+    /// TLS always, without verifying the certificate.
+    Require,
+    /// TLS, with the certificate checked against the root certificate(s).
+    VerifyCa,
+    /// TLS, with the certificate checked and the host name matched: what RDS should use.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub(crate) fn postgres(self) -> sea_orm::sqlx::postgres::PgSslMode {
+        use sea_orm::sqlx::postgres::PgSslMode;
+        match self {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Prefer => PgSslMode::Prefer,
+            SslMode::Require => PgSslMode::Require,
+            SslMode::VerifyCa => PgSslMode::VerifyCa,
+            SslMode::VerifyFull => PgSslMode::VerifyFull,
+        }
+    }
+
+    pub(crate) fn mysql(self) -> sea_orm::sqlx::mysql::MySqlSslMode {
+        use sea_orm::sqlx::mysql::MySqlSslMode;
+        match self {
+            SslMode::Disable => MySqlSslMode::Disabled,
+            SslMode::Prefer => MySqlSslMode::Preferred,
+            SslMode::Require => MySqlSslMode::Required,
+            SslMode::VerifyCa => MySqlSslMode::VerifyCa,
+            SslMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+        }
     }
 }
 
@@ -134,6 +189,8 @@ pub struct RdsConnectionBuilder {
     reader_selection: ReaderSelection,
     classifier: Classifier,
     health: HealthOptions,
+    tls: Tls,
+    credentials: Option<Arc<dyn CredentialProvider>>,
 }
 
 impl std::fmt::Debug for RdsConnectionBuilder {
@@ -157,6 +214,8 @@ impl std::fmt::Debug for RdsConnectionBuilder {
             .field("filter", &self.filter)
             .field("keep_existing_write_host", &self.keep_existing_write_host)
             .field("health", &self.health)
+            .field("tls", &self.tls)
+            .field("credentials", &self.credentials.is_some())
             .finish()
     }
 }
@@ -175,6 +234,8 @@ impl Default for RdsConnectionBuilder {
             reader_selection: ReaderSelection::default(),
             classifier: Classifier::default(),
             health: HealthOptions::default(),
+            tls: Tls::default(),
+            credentials: None,
         }
     }
 }
@@ -357,6 +418,41 @@ impl RdsConnectionBuilder {
         self
     }
 
+    /// TLS for every pool the builder (or a topology) opens, over the URL's `sslmode`.
+    /// Default: the URL's (PostgreSQL's default is `prefer`: use `VerifyFull` with RDS).
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.tls.mode = Some(mode);
+        self
+    }
+
+    /// The root certificate(s) TLS verifies servers against, such as RDS's
+    /// `global-bundle.pem`. Default: the URL's `sslrootcert`, else the system's roots.
+    pub fn ssl_root_cert(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.root_cert = Some(path.into());
+        self
+    }
+
+    /// Where the user name and password of new connections come from for every pool the
+    /// builder (or a topology) opens: asked before each pool opens, renewed before they expire
+    /// and when the database rejects them (a rotated password), without touching open
+    /// connections. Pools handed over as connections keep their own. Default: the URL's.
+    ///
+    /// ```no_run
+    /// use rds_balancer::{Credentials, Endpoint, RdsConnection};
+    ///
+    /// # async fn demo() -> rds_balancer::Result<()> {
+    /// let db = RdsConnection::builder()
+    ///     .writer("postgres://app@db.example.com/app?sslmode=verify-full")
+    ///     .credentials(|_: &Endpoint| async { Ok(Credentials::new("app", std::env::var("DB_PASSWORD").unwrap_or_default())) })
+    ///     .build()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn credentials(mut self, provider: impl CredentialProvider) -> Self {
+        self.credentials = Some(Arc::new(provider));
+        self
+    }
+
     /// Opens the pools and returns the connection.
     ///
     /// The writer must be reachable, or this fails with
@@ -367,50 +463,81 @@ impl RdsConnectionBuilder {
         let writer = self.writer.ok_or(Error::Config(
             "no writer: call `writer(url)` or `writer_connection(db)`".into(),
         ))?;
+        let tasks = TaskTracker::new();
         let writer_name = writer.name("writer");
         let writer_origin = writer.origin();
-        let writer = open(writer, &self.pool)
-            .await
-            .map_err(|source| Error::Connect {
-                host: writer_name.clone(),
-                source,
-            })?;
-        let backend = backend_of(&writer).ok_or(Error::Config(
+        let (opened, factory) = match writer {
+            HostSource::Url(url) => {
+                let template = Template::from_url(&url, &self.pool)?.with_tls(&self.tls);
+                let factory = HostFactory::new(
+                    template,
+                    self.endpoint_resolver.clone(),
+                    self.credentials.clone(),
+                )?;
+                (factory.open_template().await?, Some(factory))
+            }
+            HostSource::Connection(conn) => {
+                let factory = match Template::from_connection(&conn) {
+                    Some(template) => Some(HostFactory::new(
+                        template.with_tls(&self.tls),
+                        self.endpoint_resolver.clone(),
+                        self.credentials.clone(),
+                    )?),
+                    None => None,
+                };
+                (Opened::handed(conn), factory)
+            }
+        };
+        let backend = backend_of(opened.conn()).ok_or(Error::Config(
             "the writer is not a PostgreSQL or MySQL connection (rds-balancer supports those two)"
                 .into(),
         ))?;
-        let factory = HostFactory::from_writer(&writer, self.endpoint_resolver.clone());
-        let writer = HostPool::new(
+        let writer = opened.into_host(
             writer_name,
             Role::Writer,
             writer_origin,
-            writer,
             &self.health,
+            &tasks,
         );
 
         let opened = join_all(self.readers.into_iter().enumerate().map(|(i, source)| {
             let name = source.name(&format!("reader-{}", i + 1));
             let origin = source.origin();
-            let pool = &self.pool;
-            async move { (open(source, pool).await, name, origin) }
+            let (pool, tls, credentials) = (&self.pool, &self.tls, &self.credentials);
+            async move {
+                let opened = match source {
+                    HostSource::Connection(conn) => Ok(Opened::handed(conn)),
+                    HostSource::Url(url) => match Template::from_url(&url, pool) {
+                        Ok(template) => {
+                            match HostFactory::new(
+                                template.with_tls(tls),
+                                None,
+                                credentials.clone(),
+                            ) {
+                                Ok(factory) => factory.open_template().await,
+                                Err(error) => Err(error),
+                            }
+                        }
+                        Err(error) => Err(error),
+                    },
+                };
+                (opened, name, origin)
+            }
         }))
         .await;
         let mut readers = Vec::with_capacity(opened.len());
         for (result, name, origin) in opened {
             match result {
-                Ok(conn) if backend_of(&conn) != Some(backend) => {
+                Ok(opened) if backend_of(opened.conn()) != Some(backend) => {
                     return Err(Error::Config(
                         format!("reader {name} is not the same kind of database as the writer")
                             .into(),
                     ));
                 }
-                Ok(conn) => readers.push(HostPool::new(
-                    name,
-                    Role::Reader,
-                    origin,
-                    conn,
-                    &self.health,
-                )),
+                Ok(opened) => {
+                    readers.push(opened.into_host(name, Role::Reader, origin, &self.health, &tasks))
+                }
+                Err(error @ Error::Config(_)) => return Err(error),
                 Err(error) => {
                     tracing::warn!(host = %name, %error, "reader unreachable at start-up; it gets no traffic");
                 }
@@ -425,7 +552,7 @@ impl RdsConnectionBuilder {
             fallback_to_writer: self.fallback_to_writer,
             classifier: self.classifier,
             closing: AtomicBool::new(false),
-            tasks: TaskTracker::new(),
+            tasks,
             stopping: CancellationToken::new(),
             factory,
             applied: tokio::sync::Mutex::new(Topology::default()),
@@ -447,17 +574,6 @@ fn backend_of(conn: &DatabaseConnection) -> Option<DatabaseBackend> {
         DatabaseConnectionType::SqlxPostgresPoolConnection(_) => Some(DatabaseBackend::Postgres),
         DatabaseConnectionType::SqlxMySqlPoolConnection(_) => Some(DatabaseBackend::MySql),
         _ => None,
-    }
-}
-
-/// Opens (or takes) one host's pool.
-async fn open(
-    source: HostSource,
-    pool: &PoolOptions,
-) -> std::result::Result<DatabaseConnection, sea_orm::DbErr> {
-    match source {
-        HostSource::Connection(conn) => Ok(conn),
-        HostSource::Url(url) => Database::connect(pool.connect_options(&url)).await,
     }
 }
 

@@ -1,71 +1,91 @@
-//! Opening pools for hosts a topology names, with the writer's pool as the template.
+//! Opening host pools: a [`Template`]'s settings with a host's address, credentials from the
+//! provider (renewed while the pool lives), and the endpoint resolver in between.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use sea_orm::sqlx::mysql::{MySql, MySqlConnectOptions};
-use sea_orm::sqlx::pool::PoolOptions;
-use sea_orm::sqlx::postgres::{PgConnectOptions, Postgres};
-use sea_orm::sqlx::{self, ConnectOptions, Connection};
-use sea_orm::{
-    DatabaseConnection, DatabaseConnectionType, SqlxMySqlConnector, SqlxPostgresConnector,
-};
+use sea_orm::DatabaseConnection;
+use tokio_util::task::TaskTracker;
 
+use super::template::Template;
+use super::{HostPool, Origin, Role};
+use crate::credentials::{CredentialProvider, Credentials, Endpoint, Renewal};
 use crate::error::{Error, Result};
+use crate::health::HealthOptions;
 use crate::topology::EndpointResolver;
 
-/// The writer pool's connection and pool settings, per backend.
-enum Template {
-    Postgres(PgConnectOptions, PoolOptions<Postgres>),
-    MySql(MySqlConnectOptions, PoolOptions<MySql>),
-}
-
-/// Opens a pool to any `host:port` with the writer pool's credentials, database, TLS and
-/// session settings and its pool sizes and timeouts. Holds a password: its `Debug` shows none
-/// of the connection settings.
+/// Opens pools to any `host:port` with one template's settings (credentials, database, TLS,
+/// session settings, pool sizes and timeouts). Holds a password: its `Debug` shows none.
 pub(crate) struct HostFactory {
     template: Template,
     resolver: Option<Arc<dyn EndpointResolver>>,
+    credentials: Option<Arc<dyn CredentialProvider>>,
 }
 
 impl std::fmt::Debug for HostFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let backend = match self.template {
-            Template::Postgres(..) => "postgres",
-            Template::MySql(..) => "mysql",
-        };
         f.debug_struct("HostFactory")
-            .field("backend", &backend)
+            .field("template", &self.template)
             .field("resolver", &self.resolver.is_some())
-            .finish_non_exhaustive()
+            .field("credentials", &self.credentials.is_some())
+            .finish()
+    }
+}
+
+/// A pool just opened, with the credentials it was given (to renew).
+pub(crate) struct Opened {
+    conn: DatabaseConnection,
+    credentials: Option<(Arc<dyn CredentialProvider>, Endpoint, Credentials)>,
+}
+
+impl Opened {
+    /// A pool the application opened: rds-balancer manages no credentials for it.
+    pub(crate) fn handed(conn: DatabaseConnection) -> Self {
+        Opened {
+            conn,
+            credentials: None,
+        }
+    }
+
+    pub(crate) fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// The host in service, its credentials renewed on `tasks` while it lives.
+    pub(crate) fn into_host(
+        self,
+        name: impl Into<Arc<str>>,
+        role: Role,
+        origin: Origin,
+        health: &HealthOptions,
+        tasks: &TaskTracker,
+    ) -> Arc<HostPool> {
+        let renewal = self.credentials.map(|(provider, endpoint, first)| {
+            Renewal::start(tasks, provider, endpoint, self.conn.clone(), &first)
+        });
+        HostPool::new(name, role, origin, self.conn, health, renewal)
     }
 }
 
 impl HostFactory {
-    /// A factory copying `writer`'s settings, or `None` when `writer` is not a PostgreSQL or
-    /// MySQL pool dialled over TCP (a Unix socket names no host to replace).
-    pub(crate) fn from_writer(
-        writer: &DatabaseConnection,
+    /// A factory with `template`'s settings. With a credential provider that needs TLS, the
+    /// template must require it.
+    pub(crate) fn new(
+        template: Template,
         resolver: Option<Arc<dyn EndpointResolver>>,
-    ) -> Option<Self> {
-        let template = match &writer.inner {
-            DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
-                let pool = writer.get_postgres_connection_pool();
-                let connect = pool.connect_options();
-                connect.get_socket().is_none().then(|| {
-                    Template::Postgres(PgConnectOptions::clone(&connect), pool.options().clone())
-                })?
-            }
-            DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
-                let pool = writer.get_mysql_connection_pool();
-                let connect = pool.connect_options();
-                connect.get_socket().is_none().then(|| {
-                    Template::MySql(MySqlConnectOptions::clone(&connect), pool.options().clone())
-                })?
-            }
-            _ => return None,
-        };
-        Some(HostFactory { template, resolver })
+        credentials: Option<Arc<dyn CredentialProvider>>,
+    ) -> Result<Self> {
+        if credentials.as_ref().is_some_and(|c| c.requires_tls()) && !template.requires_tls() {
+            return Err(Error::Config(
+                "these credentials must travel over TLS: set `sslmode=require` (or verify-full) \
+                 in the URL, or `ssl_mode` on the builder"
+                    .into(),
+            ));
+        }
+        Ok(HostFactory {
+            template,
+            resolver,
+            credentials,
+        })
     }
 
     /// The address dialled for the instance endpoint `host:port`: the resolver's answer, or the
@@ -77,90 +97,53 @@ impl HostFactory {
         }
     }
 
-    /// The address the writer pool itself dials.
-    fn template_address(&self) -> (&str, u16) {
-        match &self.template {
-            Template::Postgres(connect, _) => (connect.get_host(), connect.get_port()),
-            Template::MySql(connect, _) => (connect.get_host(), connect.get_port()),
-        }
-    }
-
     /// Whether the instance endpoint `host:port` (through the resolver, if any) is the host the
     /// template itself dials: the writer the connection was built with.
     pub(crate) fn dials_template(&self, host: &str, port: u16) -> bool {
         let (host, port) = self.dialled(host, port);
-        let (template_host, template_port) = self.template_address();
+        let (template_host, template_port) = self.template.address();
         template_host.eq_ignore_ascii_case(&host) && template_port == port
     }
 
-    /// Opens a pool to the instance endpoint `host:port` (through the resolver, if any).
-    pub(crate) async fn open(&self, host: &str, port: u16) -> Result<DatabaseConnection> {
-        let (host, port) = self.dialled(host, port);
-        self.connect(&host, port).await
+    /// Opens a pool to the instance endpoint `host:port` (through the resolver, if any), with
+    /// credentials for that endpoint.
+    pub(crate) async fn open(&self, host: &str, port: u16) -> Result<Opened> {
+        let (dialled_host, dialled_port) = self.dialled(host, port);
+        self.connect(Endpoint::new(host, port), &dialled_host, dialled_port)
+            .await
     }
 
-    /// Opens a new pool to the host the writer pool dials (its endpoint as configured, with no
+    /// Opens a pool to the host the template itself dials (its endpoint as configured, with no
     /// resolver in between).
-    pub(crate) async fn open_template(&self) -> Result<DatabaseConnection> {
-        let (host, port) = self.template_address();
+    pub(crate) async fn open_template(&self) -> Result<Opened> {
+        let (host, port) = self.template.address();
         let host = host.to_owned();
-        self.connect(&host, port).await
+        self.connect(Endpoint::new(host.clone(), port), &host, port)
+            .await
     }
 
-    /// Opens the pool. One connection is tried first, once: a host that refuses connections
-    /// (down, or not yet up) fails at once, where the pool itself would keep retrying until its
-    /// acquire timeout and hold up every other change of a topology meanwhile.
-    async fn connect(&self, host: &str, port: u16) -> Result<DatabaseConnection> {
-        let opened = match &self.template {
-            Template::Postgres(connect, pool) => {
-                let connect = connect.clone().host(host).port(port);
-                match try_once(&connect, pool.get_acquire_timeout()).await {
-                    Err(error) => Err(error),
-                    Ok(()) => pool
-                        .clone()
-                        .connect_with(connect)
-                        .await
-                        .map(SqlxPostgresConnector::from_sqlx_postgres_pool),
-                }
-            }
-            Template::MySql(connect, pool) => {
-                let connect = connect.clone().host(host).port(port);
-                match try_once(&connect, pool.get_acquire_timeout()).await {
-                    Err(error) => Err(error),
-                    Ok(()) => pool
-                        .clone()
-                        .connect_with(connect)
-                        .await
-                        .map(SqlxMySqlConnector::from_sqlx_mysql_pool),
-                }
-            }
+    async fn connect(&self, endpoint: Endpoint, host: &str, port: u16) -> Result<Opened> {
+        let credentials = match &self.credentials {
+            Some(provider) => Some((Arc::clone(provider), provider.credentials(&endpoint).await?)),
+            None => None,
         };
-        opened.map_err(|error| Error::Connect {
-            host: format!("{host}:{port}"),
-            source: sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error.into())),
+        let conn = self
+            .template
+            .open(host, port, credentials.as_ref().map(|(_, c)| c))
+            .await?;
+        Ok(Opened {
+            conn,
+            credentials: credentials.map(|(provider, first)| (provider, endpoint, first)),
         })
-    }
-}
-
-/// Opens one connection with `options` (a single attempt, within `timeout`) and closes it.
-async fn try_once<O>(options: &O, timeout: Duration) -> Result<(), sqlx::Error>
-where
-    O: ConnectOptions,
-    O::Connection: Sized,
-{
-    match tokio::time::timeout(timeout, options.connect()).await {
-        Ok(Ok(conn)) => {
-            let _ = conn.close().await;
-            Ok(())
-        }
-        Ok(Err(error)) => Err(error),
-        Err(_) => Err(sqlx::Error::PoolTimedOut),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sea_orm::SqlxPostgresConnector;
+    use sea_orm::sqlx::pool::PoolOptions;
+    use sea_orm::sqlx::postgres::{PgConnectOptions, Postgres};
 
     #[tokio::test]
     async fn the_template_keeps_credentials_database_and_parameters() {
@@ -172,8 +155,8 @@ mod tests {
             .max_connections(7)
             .connect_lazy_with(options);
         let writer = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
-        let factory = HostFactory::from_writer(&writer, None).expect("a template");
-        let Template::Postgres(connect, pool) = &factory.template else {
+        let template = Template::from_connection(&writer).expect("a template");
+        let Template::Postgres(connect, pool) = &template else {
             panic!("a postgres template");
         };
         let derived = connect.clone().host("reader-1.example.com").port(5433);
@@ -183,10 +166,11 @@ mod tests {
         assert_eq!(derived.get_database(), Some("shop"));
         assert_eq!(derived.get_application_name(), Some("x"));
         assert_eq!(pool.get_max_connections(), 7);
+        let factory = HostFactory::new(template, None, None).expect("a factory");
         assert!(!format!("{factory:?}").contains("s3cret"));
         assert!(factory.dials_template("WRITER.example.com", 5432));
         assert!(!factory.dials_template("writer.example.com", 5433));
         assert!(!factory.dials_template("reader-1.example.com", 5432));
-        assert!(HostFactory::from_writer(&DatabaseConnection::default(), None).is_none());
+        assert!(Template::from_connection(&DatabaseConnection::default()).is_none());
     }
 }

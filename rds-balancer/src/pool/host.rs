@@ -7,6 +7,7 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
+use crate::credentials::Renewal;
 use crate::health::{HealthOptions, HostHealth};
 
 /// Whether a host is the cluster's writer or one of its readers.
@@ -46,6 +47,7 @@ pub(crate) struct HostPool {
     origin: Origin,
     conn: DatabaseConnection,
     health: HostHealth,
+    renewal: Option<Arc<Renewal>>,
     in_flight: AtomicUsize,
     idle: Notify,
 }
@@ -70,6 +72,7 @@ impl HostPool {
         origin: Origin,
         conn: DatabaseConnection,
         health: &HealthOptions,
+        renewal: Option<Arc<Renewal>>,
     ) -> Arc<Self> {
         Arc::new(HostPool {
             name: name.into(),
@@ -77,6 +80,7 @@ impl HostPool {
             origin,
             conn,
             health: HostHealth::new(health),
+            renewal,
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
         })
@@ -102,6 +106,18 @@ impl HostPool {
 
     pub(crate) fn health(&self) -> &HostHealth {
         &self.health
+    }
+
+    /// The renewal of its credentials, when a provider gave them.
+    pub(crate) fn renewal(&self) -> Option<&Renewal> {
+        self.renewal.as_deref()
+    }
+
+    /// Stops renewing its credentials (it leaves service).
+    pub(crate) fn stop_renewal(&self) {
+        if let Some(renewal) = &self.renewal {
+            renewal.stop();
+        }
     }
 
     pub(crate) fn in_flight(&self) -> usize {

@@ -5,15 +5,17 @@
 
 mod factory;
 mod host;
+mod template;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-pub(crate) use self::factory::HostFactory;
+pub(crate) use self::factory::{HostFactory, Opened};
 pub(crate) use self::host::Role;
 pub(crate) use self::host::{HostPool, InFlight, Origin};
+pub(crate) use self::template::{Template, set_credentials};
 
 /// The writer and the readers that may be scheduled, at one moment.
 #[derive(Debug)]
@@ -92,6 +94,7 @@ pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration, closing: Clos
             closed: false,
         };
     }
+    host.stop_renewal();
     host.health().close().await;
     let closed = matches!(
         tokio::time::timeout_at(deadline, host.conn().close_by_ref()).await,

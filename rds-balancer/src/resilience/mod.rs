@@ -30,4 +30,6 @@ pub use self::breaker::{
 };
 pub use self::retry::{AsDbErr, RetryPolicy, retry};
 pub use self::transient::is_transient;
-pub(crate) use self::transient::{is_connection_error, is_host_failure, is_writer_failure};
+pub(crate) use self::transient::{
+    is_auth_failure, is_connection_error, is_host_failure, is_writer_failure,
+};

@@ -69,6 +69,8 @@ const fn kind_is_transient(kind: ErrorKind) -> bool {
     match kind {
         // A pool to a host could not be opened: the host may be restarting or failing over.
         ErrorKind::Connect => true,
+        // The credential service (STS, Secrets Manager) failed or throttled: worth another try.
+        ErrorKind::Credentials => true,
         // A statement was cut short because its host stopped answering. The balancer already
         // re-runs a read once on another host; what reaches the caller may be a write whose
         // outcome is unknown, so replaying it is the caller's decision (retry_if), not ours.
@@ -131,6 +133,25 @@ pub(crate) fn is_host_failure(err: &DbErr) -> bool {
 /// answers.
 pub(crate) fn is_writer_failure(err: &DbErr) -> bool {
     is_host_failure(err) || is_read_only_error(err)
+}
+
+/// True when the database refused a new connection's credentials (PostgreSQL `28P01`
+/// invalid_password or `28000` invalid_authorization_specification, MySQL / MariaDB 1045
+/// `ER_ACCESS_DENIED_ERROR`): a rotated password or an expired token. Only while connecting
+/// (SeaORM's `Conn`): the statement was not sent.
+pub(crate) fn is_auth_failure(err: &DbErr) -> bool {
+    let DbErr::Conn(runtime) = err else {
+        return false;
+    };
+    match sqlx_error(runtime) {
+        Some(sqlx::Error::Database(db)) => match db.try_downcast_ref::<MySqlDatabaseError>() {
+            Some(mysql) => mysql.number() == 1045,
+            None => db
+                .code()
+                .is_some_and(|code| code == "28P01" || code == "28000"),
+        },
+        _ => false,
+    }
 }
 
 /// True for the read-only errors of [`is_writer_failure`].

@@ -117,6 +117,7 @@ mod tests {
                     Origin::Discovered,
                     DatabaseConnection::default(),
                     &crate::health::HealthOptions::default(),
+                    None,
                 )
             })
             .collect()

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use sea_orm::DatabaseConnection;
 
 use super::{Instance, Topology, TopologyChange, diff};
 use crate::connection::RdsConnection;
 use crate::error::{Error, Result};
-use crate::pool::{Closing, HostFactory, HostPool, Hosts, Origin, Role, retire};
+use crate::pool::{Closing, HostFactory, HostPool, Hosts, Opened, Origin, Role, retire};
 
 impl RdsConnection {
     /// Makes the hosts in use match `next` and returns the changes made.
@@ -106,22 +105,22 @@ impl RdsConnection {
                         leaving.push(readers.remove(at));
                     }
                 }
-                (TopologyChange::ReaderAdded(instance), Some(Ok(conn))) => {
-                    readers.push(HostPool::new(
+                (TopologyChange::ReaderAdded(instance), Some(Ok(opened))) => {
+                    readers.push(opened.into_host(
                         instance.id.as_str(),
                         Role::Reader,
                         Origin::Discovered,
-                        conn,
                         &inner.health,
+                        &inner.tasks,
                     ));
                 }
-                (TopologyChange::WriterChanged(instance), Some(Ok(conn))) => {
-                    let new = HostPool::new(
+                (TopologyChange::WriterChanged(instance), Some(Ok(opened))) => {
+                    let new = opened.into_host(
                         instance.id.as_str(),
                         Role::Writer,
                         Origin::Discovered,
-                        conn,
                         &inner.health,
+                        &inner.tasks,
                     );
                     leaving.push(std::mem::replace(&mut writer, new));
                 }
@@ -227,13 +226,14 @@ impl RdsConnection {
     /// A new pool to the writer the connection was configured with (its old pool was closed
     /// when a topology replaced it).
     async fn reopen(&self, home: &HostPool) -> Result<Arc<HostPool>> {
-        let conn = self.host_factory()?.open_template().await?;
-        Ok(HostPool::new(
+        let opened = self.host_factory()?.open_template().await?;
+        let inner = self.inner();
+        Ok(opened.into_host(
             home.name(),
             Role::Writer,
             Origin::Configured,
-            conn,
-            &self.inner().health,
+            &inner.health,
+            &inner.tasks,
         ))
     }
 
@@ -248,7 +248,7 @@ impl RdsConnection {
 }
 
 /// Opens a pool to `instance` (which the filter or the diff made sure has an address).
-async fn open(factory: &HostFactory, instance: &Instance) -> Result<DatabaseConnection> {
+async fn open(factory: &HostFactory, instance: &Instance) -> Result<Opened> {
     let (host, port) = instance.address().ok_or(Error::Config(
         "an instance without an endpoint cannot be used".into(),
     ))?;
