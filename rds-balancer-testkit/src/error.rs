@@ -121,6 +121,20 @@ pub enum Error {
         /// The error message.
         message: String,
     },
+    /// A call of another AWS service to the emulator (Secrets Manager, ...) was rejected (an
+    /// unknown secret, a name already taken, ...), or its answer could not be read.
+    #[error("{service} {operation} failed: {code}: {message}")]
+    Aws {
+        /// The service, as boto3 names it (`secretsmanager`).
+        service: String,
+        /// The API operation, as boto3 names it (`get_secret_value`).
+        operation: String,
+        /// The AWS error code (`ResourceNotFoundException`, `ResourceExistsException`, ...), or
+        /// what went wrong on the way.
+        code: String,
+        /// The error message.
+        message: String,
+    },
 }
 
 impl Error {

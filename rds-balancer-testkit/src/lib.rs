@@ -94,6 +94,39 @@
 //! each cluster runs a small `sh` supervisor that stops them and removes the directory as soon as
 //! the test process is gone, even when it was killed with `SIGKILL`.
 //!
+//! # TLS, roles and connection limits
+//!
+//! [`PgCluster::builder`] starts a cluster whose servers accept TLS with a certificate signed by
+//! a CA the kit generates ([`PgCluster::ca_path`]; valid for `localhost`, `127.0.0.1` and the
+//! emulator's instance host names, so `sslmode=verify-full` works), optionally refusing plain
+//! connections, and with another `max_connections`. The `postgres` superuser is trusted (no
+//! password); every other role must give its password, so [`PgCluster::create_role`] and
+//! [`PgCluster::set_password`] make credentials that can be rotated under the code under test.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use rds_balancer_testkit::PgCluster;
+//!
+//! # fn main() -> Result<(), rds_balancer_testkit::Error> {
+//! let cluster = PgCluster::builder()
+//!     .replicas(1)
+//!     .tls(true)
+//!     .max_connections(20)
+//!     .start()?;
+//! cluster.create_role("app", "first")?;
+//! let ca = cluster.ca_path().expect("started with tls(true)");
+//! let url = format!(
+//!     "{}?sslmode=verify-full&sslrootcert={}",
+//!     cluster.primary().url_as("postgres", "app", "first"),
+//!     ca.display()
+//! );
+//! let sql = "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+//! assert_eq!(cluster.psql_conninfo(&url, sql, Duration::from_secs(10))?, "app|t");
+//! cluster.set_password("app", "second")?; // `first` is refused from now on
+//! # Ok(()) }
+//! ```
+//!
 //! # The RDS API
 //!
 //! [`RdsEmulator::start`] runs moto's RDS emulator (`python3` with `moto[server]` and boto3;
@@ -119,6 +152,21 @@
 //! assert_eq!(writer, Some(cluster.replicas()[0].port()));
 //! # Ok(()) }
 //! ```
+//!
+//! moto serves Secrets Manager on the same endpoint: [`RdsEmulator::create_secret`],
+//! [`RdsEmulator::put_secret_value`] (a new `AWSCURRENT` version, as a rotation makes) and
+//! [`RdsEmulator::call_service`] for any other call.
+//!
+//! ```no_run
+//! use rds_balancer_testkit::RdsEmulator;
+//!
+//! # fn main() -> Result<(), rds_balancer_testkit::Error> {
+//! let aws = RdsEmulator::start()?;
+//! let secret = aws.create_secret("app-db", r#"{"username":"app","password":"first"}"#)?;
+//! // Give the code under test endpoint_url(), region(), the dummy keys and secret.arn; then:
+//! aws.put_secret_value(&secret.arn, r#"{"username":"app","password":"second"}"#)?;
+//! # Ok(()) }
+//! ```
 
 mod error;
 mod net;
@@ -129,9 +177,11 @@ mod rds;
 mod supervisor;
 
 pub use self::error::{Error, INSTALL_HINT, MOTO_INSTALL_HINT};
-pub use self::pg::{PgCluster, PgNode};
+pub use self::pg::{PgCluster, PgClusterBuilder, PgNode};
 pub use self::proxy::FaultProxy;
-pub use self::rds::{EmulatedCluster, EmulatedInstance, RdsEmulator, resolve_to_loopback};
+pub use self::rds::{
+    EmulatedCluster, EmulatedInstance, RdsEmulator, SecretVersion, resolve_to_loopback,
+};
 
 /// A query whose one row's `port` column is the port of the server that ran it: how tests ask
 /// "who served this" (compare with [`PgNode::port`] or look it up with

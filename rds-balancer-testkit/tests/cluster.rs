@@ -150,6 +150,20 @@ fn each_node_answers_with_its_own_port_and_only_replicas_are_in_recovery() {
 }
 
 #[test]
+fn start_keeps_its_defaults_no_tls_and_200_connections() {
+    let cluster = shared();
+    assert!(cluster.ca_path().is_none());
+    assert_eq!(cluster.max_connections(), 200);
+    for node in cluster.nodes() {
+        assert_eq!(node.psql("postgres", "SHOW ssl").unwrap(), "off");
+        assert_eq!(
+            node.psql("postgres", "SHOW max_connections").unwrap(),
+            "200"
+        );
+    }
+}
+
+#[test]
 fn a_table_written_on_the_primary_is_on_every_replica_after_wait_replicated() {
     let cluster = shared();
     cluster.create_database("replicated_table").unwrap();

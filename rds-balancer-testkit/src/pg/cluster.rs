@@ -10,7 +10,9 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::bin::PgBin;
-use super::{Ctx, PgNode};
+use super::options::PgClusterBuilder;
+use super::tls::Tls;
+use super::{Ctx, PgNode, setup};
 use crate::error::Error;
 use crate::net::free_port;
 use crate::process::RunAs;
@@ -34,6 +36,10 @@ pub struct PgCluster {
     /// 0 for `initial`, k for `promoted[k - 1]`.
     pub(super) current: AtomicUsize,
     pub(super) promote_lock: Mutex<()>,
+    /// What it was started with.
+    options: PgClusterBuilder,
+    /// Its CA and server certificate, when it serves TLS.
+    tls: Option<Tls>,
     teardown: Teardown,
 }
 
@@ -72,7 +78,34 @@ impl PgCluster {
     ///
     /// Fails with [`Error::PostgresNotInstalled`] (whose message holds the install command) when
     /// the PostgreSQL server binaries are missing.
+    ///
+    /// The same as `PgCluster::builder().replicas(replicas).start()`: no TLS, `max_connections`
+    /// 200; [`builder`](Self::builder) sets those.
     pub fn start(replicas: usize) -> Result<PgCluster, Error> {
+        PgCluster::builder().replicas(replicas).start()
+    }
+
+    /// Options for starting a cluster with TLS or another `max_connections`; see
+    /// [`PgClusterBuilder`].
+    ///
+    /// ```no_run
+    /// use rds_balancer_testkit::PgCluster;
+    ///
+    /// # fn main() -> Result<(), rds_balancer_testkit::Error> {
+    /// let cluster = PgCluster::builder()
+    ///     .replicas(1)
+    ///     .tls(true)
+    ///     .max_connections(20)
+    ///     .start()?;
+    /// assert_eq!(cluster.replicas()[0].psql("postgres", "SHOW ssl")?, "on");
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> PgClusterBuilder {
+        PgClusterBuilder::default()
+    }
+
+    pub(super) fn start_with(options: PgClusterBuilder) -> Result<PgCluster, Error> {
+        let replicas = options.replicas;
         let bin = PgBin::find()?;
         let run_as = RunAs::server_user("postgres")?;
         let dir = tempfile::Builder::new()
@@ -92,7 +125,14 @@ impl PgCluster {
             dir: Some(dir),
         };
 
-        PgNode::new(Arc::clone(&ctx), "primary", 0).init_primary()?;
+        let tls = if options.serves_tls() {
+            Some(Tls::generate(&ctx.run_as, &ctx.root.join("tls"))?)
+        } else {
+            None
+        };
+        let settings = setup::settings(&options, tls.as_ref());
+        PgNode::new(Arc::clone(&ctx), "primary", 0)
+            .init_primary(&settings, &setup::hba(&options))?;
         let primary = start_on_free_port(&ctx, "primary")?;
         teardown.nodes.push(primary.handle());
 
@@ -134,6 +174,8 @@ impl PgCluster {
             promoted: (0..replicas).map(|_| OnceLock::new()).collect(),
             current: AtomicUsize::new(0),
             promote_lock: Mutex::new(()),
+            options,
+            tls,
             teardown,
         })
     }
@@ -176,6 +218,48 @@ impl PgCluster {
         &self.ctx.root
     }
 
+    /// The CA certificate (PEM) that signed the servers' certificate, for clients to verify
+    /// it with (`sslrootcert=<path>`, `sslmode=verify-full`); `None` when the cluster was not
+    /// started with [`tls`](PgClusterBuilder::tls) (or
+    /// [`require_tls`](PgClusterBuilder::require_tls)). The file is in the cluster's directory
+    /// and goes with it.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// use rds_balancer_testkit::PgCluster;
+    ///
+    /// # fn main() -> Result<(), rds_balancer_testkit::Error> {
+    /// let cluster = PgCluster::builder().replicas(1).tls(true).start()?;
+    /// let ca = cluster.ca_path().expect("started with tls(true)");
+    /// for node in cluster.nodes() {
+    ///     let url = format!(
+    ///         "{}?sslmode=verify-full&sslrootcert={}",
+    ///         node.url("postgres"),
+    ///         ca.display()
+    ///     );
+    ///     let sql = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    ///     assert_eq!(cluster.psql_conninfo(&url, sql, Duration::from_secs(10))?, "t");
+    /// }
+    /// assert!(PgCluster::start(0)?.ca_path().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn ca_path(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|tls| tls.ca.as_path())
+    }
+
+    /// The servers' `max_connections` ([`PgClusterBuilder::max_connections`]; 200 unless set).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), rds_balancer_testkit::Error> {
+    /// let cluster = rds_balancer_testkit::PgCluster::start(0)?;
+    /// assert_eq!(cluster.max_connections(), 200);
+    /// # Ok(()) }
+    /// ```
+    pub fn max_connections(&self) -> u32 {
+        self.options.max_connections
+    }
+
     /// Creates database `name` on the primary and waits until every answering replica has it.
     pub fn create_database(&self, name: &str) -> Result<(), Error> {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
@@ -201,6 +285,50 @@ impl PgCluster {
     ) -> Result<String, Error> {
         super::node::run_psql(&self.ctx, "127.0.0.1", port, db, sql, timeout)
     }
+
+    /// Runs `sql` like [`PgNode::psql`], with this cluster's `psql`, connecting with the libpq
+    /// connection string `conninfo`: keyword/value (`host=127.0.0.1 port=5432 user=app
+    /// password=... dbname=app sslmode=verify-full sslrootcert=/path/ca.crt`) or a URI
+    /// (`postgres://app:pw@127.0.0.1:5432/app?sslmode=require`, see [`PgNode::url_as`]). Nothing
+    /// is added to it (no user, no host): it says exactly how to connect, as a client would.
+    /// psql never prompts for a password: a missing or wrong one is an [`Error::Command`] whose
+    /// `stderr` holds the server's refusal (`password authentication failed for user "app"`).
+    /// Connecting gives up after `timeout` (at least 2 s, at most 10 s, unless `conninfo` has a
+    /// `connect_timeout`), and psql is killed after `timeout` ([`Error::Timeout`]). Error
+    /// messages show `conninfo` with its password masked.
+    ///
+    /// When the test process is root, psql runs as the `postgres` OS user: files named in
+    /// `conninfo` (`sslrootcert`) must be readable by it, as [`ca_path`](Self::ca_path) is.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// use rds_balancer_testkit::{Error, PgCluster};
+    ///
+    /// # fn main() -> Result<(), rds_balancer_testkit::Error> {
+    /// let cluster = PgCluster::start(0)?;
+    /// cluster.create_role("app", "right")?;
+    /// let port = cluster.primary().port();
+    /// let timeout = Duration::from_secs(10);
+    /// let wrong = format!("host=127.0.0.1 port={port} dbname=postgres user=app password=wrong");
+    /// match cluster.psql_conninfo(&wrong, "SELECT 1", timeout) {
+    ///     Err(Error::Command { stderr, .. }) => {
+    ///         assert!(stderr.contains("password authentication failed"))
+    ///     }
+    ///     other => panic!("a wrong password was not refused: {other:?}"),
+    /// }
+    /// let right = format!("host=127.0.0.1 port={port} dbname=postgres user=app password=right");
+    /// assert_eq!(cluster.psql_conninfo(&right, "SELECT current_user", timeout)?, "app");
+    /// # Ok(()) }
+    /// ```
+    pub fn psql_conninfo(
+        &self,
+        conninfo: &str,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<String, Error> {
+        super::node::run_psql_conninfo(&self.ctx, conninfo, sql, timeout)
+    }
 }
 
 /// Starts the prepared node `name` on a free port, picking another when the port was taken
@@ -222,6 +350,7 @@ impl fmt::Debug for PgCluster {
             .field("dir", &self.ctx.root)
             .field("bin", &self.ctx.bin.dir())
             .field("version", &self.ctx.bin.major())
+            .field("options", &self.options)
             .field("primary", self.primary())
             .field("replicas", &self.replicas())
             .finish_non_exhaustive()

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -79,6 +79,37 @@ impl PgNode {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.inner.port)
     }
 
+    /// A connection URL for database `db` as role `user` with `password` (both
+    /// percent-encoded): `postgres://user:password@127.0.0.1:PORT/db`. Roles other than
+    /// `postgres` must give their password
+    /// ([`PgCluster::create_role`](crate::PgCluster::create_role)).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// use rds_balancer_testkit::PgCluster;
+    ///
+    /// # fn main() -> Result<(), rds_balancer_testkit::Error> {
+    /// let cluster = PgCluster::start(0)?;
+    /// cluster.create_role("app", "s3cret/+")?;
+    /// let url = cluster.primary().url_as("postgres", "app", "s3cret/+");
+    /// assert_eq!(
+    ///     url,
+    ///     format!("postgres://app:s3cret%2F%2B@127.0.0.1:{}/postgres", cluster.primary().port())
+    /// );
+    /// let who = cluster.psql_conninfo(&url, "SELECT current_user", Duration::from_secs(10))?;
+    /// assert_eq!(who, "app");
+    /// # Ok(()) }
+    /// ```
+    pub fn url_as(&self, db: &str, user: &str, password: &str) -> String {
+        format!(
+            "postgres://{}:{}@127.0.0.1:{}/{db}",
+            percent_encode(user),
+            percent_encode(password),
+            self.inner.port
+        )
+    }
+
     /// The server's data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.inner.dir.join("data")
@@ -130,9 +161,10 @@ impl PgNode {
     }
 
     /// Runs `sql` (one or more statements) on this server in database `db` with `psql -X -q -At
-    /// -v ON_ERROR_STOP=1` as `postgres`, and returns what it printed, without the final newline:
-    /// one line per row, columns separated by `|`, no headers and no command tags. A failing
-    /// statement is an [`Error::Command`] carrying psql's standard error. Gives up after 60 s.
+    /// -w -v ON_ERROR_STOP=1` as `postgres`, and returns what it printed, without the final
+    /// newline: one line per row, columns separated by `|`, no headers and no command tags. A
+    /// failing statement is an [`Error::Command`] carrying psql's standard error. Gives up after
+    /// 60 s.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, Error> {
         self.psql_with_timeout(db, sql, PSQL_TIMEOUT)
     }
@@ -159,18 +191,8 @@ pub(crate) fn run_psql(
     sql: &str,
     timeout: Duration,
 ) -> Result<String, Error> {
-    let mut cmd = ctx.run_as.command(ctx.bin.tool("psql"), &ctx.root);
-    cmd.args([
-        "-X",
-        "-q",
-        "-At",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-h",
-        "127.0.0.1",
-        "-U",
-        "postgres",
-    ]);
+    let mut cmd = psql_command(ctx);
+    cmd.args(["-h", "127.0.0.1", "-U", "postgres"]);
     cmd.arg("-p")
         .arg(port.to_string())
         .arg("-d")
@@ -186,8 +208,118 @@ pub(crate) fn run_psql(
         "psql on {who} (port {port}, db {db}) running `{}`",
         sql.trim()
     );
-    let out = process::run_ok(cmd, &what, timeout)?;
+    finish_psql(cmd, &what, timeout)
+}
+
+/// Runs `sql` with psql connecting with the libpq connection string `conninfo` (see
+/// [`PgCluster::psql_conninfo`](crate::PgCluster::psql_conninfo)).
+pub(crate) fn run_psql_conninfo(
+    ctx: &Ctx,
+    conninfo: &str,
+    sql: &str,
+    timeout: Duration,
+) -> Result<String, Error> {
+    let mut cmd = psql_command(ctx);
+    cmd.arg("-d").arg(conninfo).arg("-c").arg(sql);
+    // A `connect_timeout` in `conninfo` wins over this.
+    cmd.env(
+        "PGCONNECT_TIMEOUT",
+        timeout.as_secs().clamp(2, 10).to_string(),
+    );
+    let what = format!(
+        "psql with `{}` running `{}`",
+        redact_password(conninfo),
+        sql.trim()
+    );
+    finish_psql(cmd, &what, timeout)
+}
+
+/// `psql -X -q -At -w -v ON_ERROR_STOP=1`: no psqlrc, quiet, unaligned tuples only, never a
+/// password prompt (a missing password fails at once), stop at the first error.
+fn psql_command(ctx: &Ctx) -> Command {
+    let mut cmd = ctx.run_as.command(ctx.bin.tool("psql"), &ctx.root);
+    cmd.args(["-X", "-q", "-At", "-w", "-v", "ON_ERROR_STOP=1"]);
+    cmd
+}
+
+fn finish_psql(cmd: Command, what: &str, timeout: Duration) -> Result<String, Error> {
+    let out = process::run_ok(cmd, what, timeout)?;
     Ok(out.strip_suffix('\n').unwrap_or(&out).to_owned())
+}
+
+/// `conninfo` with the values of its passwords replaced by `***`: `password=...` (keyword/value
+/// or URI query) and the `user:password@` of a URI.
+pub(crate) fn redact_password(conninfo: &str) -> String {
+    let mut text = conninfo.to_owned();
+    // The URI's user info: `scheme://user:password@host...`.
+    if let Some(scheme_end) = text.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = text[rest..]
+            .find(['/', '?'])
+            .map_or(text.len(), |at| rest + at);
+        if let Some(at) = text[rest..authority_end].rfind('@') {
+            let userinfo = &text[rest..rest + at];
+            if let Some(colon) = userinfo.find(':') {
+                text.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    // `password=value`, `password = 'quoted value'`, `?password=value&...`.
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(found) = rest.find("password") {
+        let (before, after) = rest.split_at(found + "password".len());
+        out.push_str(before);
+        let trimmed = after.trim_start();
+        let Some(value) = trimmed.strip_prefix('=') else {
+            rest = after;
+            continue;
+        };
+        out.push_str(&after[..after.len() - trimmed.len()]);
+        out.push('=');
+        let value_start = value.trim_start();
+        out.push_str(&value[..value.len() - value_start.len()]);
+        let (skip, mask) = if let Some(quoted) = value_start.strip_prefix('\'') {
+            // Up to the closing quote that is not escaped with a backslash.
+            let mut end = quoted.len();
+            let mut escaped = false;
+            for (i, c) in quoted.char_indices() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '\'' => {
+                        end = i + 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            (1 + end, "'***'")
+        } else {
+            let end = value_start
+                .find(|c: char| c.is_whitespace() || c == '&')
+                .unwrap_or(value_start.len());
+            (end, "***")
+        };
+        out.push_str(mask);
+        rest = &value_start[skip..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` percent-encoded for the user-info part of a URL: everything but RFC 3986's unreserved
+/// characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 impl fmt::Debug for PgNode {
@@ -197,5 +329,43 @@ impl fmt::Debug for PgNode {
             .field("port", &self.inner.port)
             .field("dir", &self.inner.dir)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::{percent_encode, redact_password};
+
+    #[test]
+    fn passwords_are_redacted_from_connection_strings() {
+        let cases = [
+            (
+                "host=127.0.0.1 user=app password=s3cret dbname=x",
+                "host=127.0.0.1 user=app password=*** dbname=x",
+            ),
+            (
+                "host=h password = 'a b\\' c' sslmode=require",
+                "host=h password = '***' sslmode=require",
+            ),
+            (
+                "postgres://app:s3cret@127.0.0.1:5432/db?sslmode=verify-full",
+                "postgres://app:***@127.0.0.1:5432/db?sslmode=verify-full",
+            ),
+            (
+                "postgresql://app@h/db?password=x&sslmode=require",
+                "postgresql://app@h/db?password=***&sslmode=require",
+            ),
+            ("host=h user=postgres", "host=h user=postgres"),
+            ("passwordless=1", "passwordless=1"),
+        ];
+        for (conninfo, redacted) in cases {
+            assert_eq!(redact_password(conninfo), redacted, "{conninfo}");
+        }
+    }
+
+    #[test]
+    fn user_info_is_percent_encoded() {
+        assert_eq!(percent_encode("a-b_c.d~E9"), "a-b_c.d~E9");
+        assert_eq!(percent_encode("p@ss:w/rd é"), "p%40ss%3Aw%2Frd%20%C3%A9");
     }
 }

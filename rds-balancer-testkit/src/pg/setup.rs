@@ -6,11 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::PgNode;
+use super::options::PgClusterBuilder;
+use super::tls::Tls;
 use crate::error::Error;
 use crate::process::run_ok;
 
 /// Settings of every node (copied from the primary to the replicas by pg_basebackup), tuned for
 /// throw-away clusters on a small shared machine: no durability, small memory, fast WAL hand-off.
+/// [`settings`] adds `max_connections` and TLS.
 const SETTINGS: &str = "
 # rds-balancer-testkit
 listen_addresses = '127.0.0.1'
@@ -18,7 +21,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 shared_buffers = 32MB
-max_connections = 200
+password_encryption = 'scram-sha-256'
 wal_level = replica
 max_wal_senders = 10
 wal_sender_timeout = 10s
@@ -30,11 +33,39 @@ wal_receiver_status_interval = 1s
 wal_retrieve_retry_interval = 200ms
 ";
 
-/// Trust for loopback TCP, replication included (initdb's defaults say the same; made explicit).
+/// `pg_hba.conf` (the whole file: the first matching line wins): the kit's `postgres` superuser
+/// is trusted, replication included, so that the kit needs no password; every other role must
+/// give its password (SCRAM). `{host}` is `host` (TLS or not) or `hostssl` (TLS only).
 const HBA: &str = "
-host all all 127.0.0.1/32 trust
-host replication all 127.0.0.1/32 trust
+# rds-balancer-testkit
+local all postgres trust
+local replication postgres trust
+local all all scram-sha-256
+local replication all scram-sha-256
+{host} all postgres 127.0.0.1/32 trust
+{host} replication postgres 127.0.0.1/32 trust
+{host} all all 127.0.0.1/32 scram-sha-256
+{host} replication all 127.0.0.1/32 scram-sha-256
 ";
+
+/// The `postgresql.conf` lines of a cluster started with `options`.
+pub(super) fn settings(options: &PgClusterBuilder, tls: Option<&Tls>) -> String {
+    let mut text = format!("{SETTINGS}max_connections = {}\n", options.max_connections);
+    if let Some(tls) = tls {
+        text.push_str(&tls.settings());
+    }
+    text
+}
+
+/// The `pg_hba.conf` of a cluster started with `options`.
+pub(super) fn hba(options: &PgClusterBuilder) -> String {
+    let host = if options.require_tls {
+        "hostssl"
+    } else {
+        "host"
+    };
+    HBA.replace("{host}", host)
+}
 
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -46,8 +77,9 @@ impl PgNode {
         run_as.create_dir(&self.dir().join("sock"))
     }
 
-    /// `initdb` a fresh primary and configure it.
-    pub(crate) fn init_primary(&self) -> Result<(), Error> {
+    /// `initdb` a fresh primary and configure it with `settings` (appended to
+    /// `postgresql.conf`) and `hba` (the whole `pg_hba.conf`).
+    pub(crate) fn init_primary(&self, settings: &str, hba: &str) -> Result<(), Error> {
         self.make_dirs()?;
         let ctx = self.ctx();
         let mut cmd = ctx.run_as.command(ctx.bin.tool("initdb"), self.dir());
@@ -64,8 +96,10 @@ impl PgNode {
         ]);
         cmd.arg(self.data_dir());
         run_ok(cmd, &format!("initdb for {}", self.name()), SETUP_TIMEOUT)?;
-        append(&self.data_dir().join("postgresql.conf"), SETTINGS)?;
-        append(&self.data_dir().join("pg_hba.conf"), HBA)
+        append(&self.data_dir().join("postgresql.conf"), settings)?;
+        // Truncates and writes the existing file, which keeps its owner.
+        let path = self.data_dir().join("pg_hba.conf");
+        fs::write(&path, hba).map_err(|e| Error::io(format!("write {}", path.display()), e))
     }
 
     /// Makes this node a streaming replica of `primary` with `pg_basebackup -R -X stream`.
@@ -87,6 +121,7 @@ impl PgNode {
             "fast",
             "-N",
             "--no-manifest",
+            "-w",
         ]);
         cmd.arg("-p")
             .arg(primary.port().to_string())

@@ -14,12 +14,29 @@ use crate::error::Error;
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Sends `request` to the admin route of the emulator on `port` and returns the `ok` value of
-/// its answer; an `error` answer becomes [`Error::Rds`] naming `operation`.
-pub(super) fn admin(port: u16, operation: &str, request: &Value) -> Result<Value, Error> {
-    let failed = |code: &str, message: String| Error::Rds {
-        operation: operation.to_owned(),
-        code: code.to_owned(),
-        message,
+/// its answer; an `error` answer becomes [`Error::Rds`] naming `operation` when `service` is
+/// `rds`, else [`Error::Aws`].
+pub(super) fn admin(
+    port: u16,
+    service: &str,
+    operation: &str,
+    request: &Value,
+) -> Result<Value, Error> {
+    let failed = |code: &str, message: String| {
+        if service == "rds" {
+            Error::Rds {
+                operation: operation.to_owned(),
+                code: code.to_owned(),
+                message,
+            }
+        } else {
+            Error::Aws {
+                service: service.to_owned(),
+                operation: operation.to_owned(),
+                code: code.to_owned(),
+                message,
+            }
+        }
     };
     let body = post(port, ADMIN_PATH, &request.to_string())
         .map_err(|e| failed("EmulatorUnreachable", format!("{e} (port {port})")))?;

@@ -1,26 +1,30 @@
 //! The moto RDS emulator ([`RdsEmulator`]): the RDS API on a loopback port, describing local
-//! clusters so that the library's `RdsApi` topology source can be tested end to end.
+//! clusters so that the library's `RdsApi` topology source can be tested end to end, and the
+//! other AWS services moto emulates on the same port (Secrets Manager, `secrets.rs`).
 //!
 //! The server is moto's (the app `python3 -m moto.server` serves), started by a small Python
 //! launcher kept in this crate (no file needed at run time) that adds one admin route. The test
-//! kit's calls (`create_cluster`, `failover`, ...) are JSON `POST`s to that route, each running
-//! one boto3 RDS call against the server's real HTTP API (a few milliseconds each; boto3 is
-//! imported once, at start). The launcher exits when its standard input, a pipe only the test
-//! process holds, closes: on drop, and when the test process dies in any way (`SIGKILL`
-//! included). See `server.rs` for the details.
+//! kit's calls (`create_cluster`, `failover`, `create_secret`, ...) are JSON `POST`s to that
+//! route, each running one boto3 call against the server's real HTTP API (a few milliseconds
+//! each; boto3 is imported once, at start). The launcher exits when its standard input, a pipe
+//! only the test process holds, closes: on drop, and when the test process dies in any way
+//! (`SIGKILL` included). See `server.rs` for the details.
 
 mod http;
 mod model;
+mod secrets;
 mod server;
 
 use serde_json::{Value, json};
 
 pub use self::model::{EmulatedCluster, EmulatedInstance, resolve_to_loopback};
+pub use self::secrets::SecretVersion;
 use self::server::Server;
 use crate::error::Error;
 use crate::pg::PgCluster;
 
-/// moto's RDS API in server mode on a loopback port, describing local clusters.
+/// moto's RDS API in server mode on a loopback port, describing local clusters; Secrets Manager
+/// (and every other service moto emulates) answers on the same port.
 ///
 /// Point an RDS client (`aws-sdk-rds`) at [`endpoint_url`](Self::endpoint_url) with
 /// [`region`](Self::region) and the dummy credentials [`ACCESS_KEY_ID`](Self::ACCESS_KEY_ID) /
@@ -108,10 +112,10 @@ impl RdsEmulator {
 
     /// Runs one RDS API call, e.g. `call("describe_db_instances", json!({"MaxRecords": 20}))`,
     /// with boto3's method and parameter names; returns the response without its
-    /// `ResponseMetadata`, timestamps as strings.
+    /// `ResponseMetadata`, timestamps as strings. Other services:
+    /// [`call_service`](Self::call_service).
     pub fn call(&self, method: &str, params: Value) -> Result<Value, Error> {
-        let request = json!({"op": "call", "method": method, "params": params});
-        http::admin(self.server.port, method, &request)
+        self.call_service("rds", method, params)
     }
 
     /// Creates an empty cluster `cluster_id` with `engine` (`aurora-postgresql`,
@@ -192,7 +196,7 @@ impl RdsEmulator {
     /// `failed`, `available`, ...), directly in moto's backend (the RDS API has no such call).
     pub fn set_instance_status(&self, instance_id: &str, status: &str) -> Result<(), Error> {
         let request = json!({"op": "set_status", "instance_id": instance_id, "status": status});
-        http::admin(self.server.port, "set_instance_status", &request).map(drop)
+        http::admin(self.server.port, "rds", "set_instance_status", &request).map(drop)
     }
 
     /// Fails cluster `cluster_id` over to `target_instance_id` (`FailoverDBCluster`), which

@@ -27,9 +27,11 @@ pub(super) const ADMIN_PATH: &str = "/rds-balancer-testkit";
 ///   it ends the process with `os._exit`. The server needs no separate supervisor.
 /// - It serves the app `python3 -m moto.server` serves (`DomainDispatcherApplication`), on a
 ///   port the kernel picks (no race between choosing and binding a port), threaded.
-/// - `POST /rds-balancer-testkit` with `{"op": "call", "method", "params"}` runs one boto3 RDS
-///   call against the server itself, so each call goes through moto's real HTTP API, and
-///   answers `{"ok": response}` or `{"error": {"code", "message"}}` as JSON;
+/// - `POST /rds-balancer-testkit` with `{"op": "call", "service", "method", "params"}` runs one
+///   boto3 call of `service` (`rds` when absent, `secretsmanager`, ...: moto serves every AWS
+///   service on the one port) against the server itself, so each call goes through moto's real
+///   HTTP API, and answers `{"ok": response}` or `{"error": {"code", "message"}}` as JSON (one
+///   boto3 client per service, made at its first call);
 ///   `{"op": "set_status", "instance_id", "status"}` sets an instance's status in moto's backend,
 ///   which its public API cannot do.
 /// - Once a first RDS call has been answered (which also loads moto's RDS backend) it prints
@@ -61,9 +63,16 @@ for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 app = DomainDispatcherApplication(create_backend_app)
 clients = {}
+clients_lock = threading.Lock()
 
-def rds():
-    return clients["rds"]
+def client(service):
+    with clients_lock:  # making a boto3 client is not thread-safe
+        if service not in clients:
+            clients[service] = boto3.client(
+                service, endpoint_url="http://127.0.0.1:%s" % os.environ["MOTO_PORT"],
+                region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test",
+                config=Config(retries={"total_max_attempts": 1}))
+        return clients[service]
 
 def set_status(instance_id, status):
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -76,7 +85,7 @@ def set_status(instance_id, status):
 
 def admin(req):
     if req["op"] == "call":
-        out = getattr(rds(), req["method"])(**req.get("params", {}))
+        out = getattr(client(req.get("service", "rds")), req["method"])(**req.get("params", {}))
         out.pop("ResponseMetadata", None)
         return out
     if req["op"] == "set_status":
@@ -101,11 +110,7 @@ def serve(environ, start_response):
 srv = make_server("127.0.0.1", 0, serve, threaded=True)
 os.environ["MOTO_PORT"] = str(srv.port)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
-clients["rds"] = boto3.client(
-    "rds", endpoint_url="http://127.0.0.1:%d" % srv.port, region_name=REGION,
-    aws_access_key_id="test", aws_secret_access_key="test",
-    config=Config(retries={"total_max_attempts": 1}))
-rds().describe_db_clusters()
+client("rds").describe_db_clusters()
 print("READY %d %s" % (srv.port, moto.__version__), flush=True)
 threading.Event().wait()
 "#;
