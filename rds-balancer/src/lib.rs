@@ -1,5 +1,6 @@
 #![doc = include_str!("../../README.md")]
 
+mod budget;
 mod classify;
 mod connection;
 mod credentials;
@@ -16,6 +17,8 @@ mod topology;
 pub use self::classify::{Classifier, Explanation, Reason, Target, classify, explain};
 pub use self::connection::{RdsConnection, RdsStream};
 pub use self::credentials::{CredentialProvider, Credentials, Endpoint, Secret};
+#[cfg(feature = "rds-api")]
+pub use self::credentials::{IamAuth, IamAuthBuilder};
 pub use self::error::{Error, ErrorKind, Result};
 pub use self::health::{HealthSnapshot, HealthState, HostHealthSnapshot};
 pub use self::options::{RdsConnectionBuilder, SslMode};

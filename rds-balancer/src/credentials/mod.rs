@@ -2,12 +2,16 @@
 //! for the user name and password of every host before its pool opens and again before what it
 //! gave expires; new connections use the new ones, open connections are left alone.
 
+#[cfg(feature = "rds-api")]
+mod iam;
 mod renewal;
 mod secret;
 
 use std::future::Future;
 use std::time::SystemTime;
 
+#[cfg(feature = "rds-api")]
+pub use self::iam::{IamAuth, IamAuthBuilder};
 pub(crate) use self::renewal::Renewal;
 pub use self::secret::Secret;
 use crate::error::Result;
