@@ -3,8 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
@@ -15,6 +15,7 @@ use sea_orm::{
 };
 use tracing::Instrument;
 
+use crate::budget::{Budget, Slot};
 use crate::classify::Classifier;
 use crate::classify::Target;
 use crate::error::Error;
@@ -22,7 +23,7 @@ use crate::failover::{Failover, Outcome};
 use crate::health::{GuardedError, HealthOptions, guard_statement};
 use crate::options::RdsConnectionBuilder;
 use crate::pool::Role;
-use crate::pool::{HostFactory, HostPool, InFlight, PoolSet};
+use crate::pool::{HostFactory, HostPool, Hosts, InFlight, PoolSet};
 use crate::resilience::{is_auth_failure, is_host_failure, is_writer_failure};
 use crate::route::{Decision, Picker, Route, Why, current_route, decide, decide_transaction};
 use crate::topology::{ReaderFilter, Topology};
@@ -92,6 +93,8 @@ pub(crate) struct Inner {
     pub(crate) health: HealthOptions,
     /// Writer failovers asked for by statements, followed by the balancer.
     pub(crate) failover: Failover,
+    /// The connection budget across every pool, if any.
+    pub(crate) budget: Option<Arc<Budget>>,
 }
 
 impl std::fmt::Debug for RdsConnection {
@@ -118,6 +121,10 @@ struct Routed {
     decision: Decision,
     operation: &'static str,
     health: HealthOptions,
+    /// The connection budget and the hosts it spans, when there is one.
+    budget: Option<(Arc<Budget>, Arc<Hosts>)>,
+    /// The budget's slot, once taken; a stream keeps it.
+    slot: std::sync::Mutex<Option<Slot>>,
 }
 
 impl Routed {
@@ -128,6 +135,10 @@ impl Routed {
         f: impl FnOnce(&'r DatabaseConnection) -> Fut,
     ) -> Result<T, E> {
         let host = self.guard.host();
+        if let Some((budget, hosts)) = &self.budget {
+            let slot = budget.reserve(host, hosts).await.map_err(E::from_error)?;
+            *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(slot);
+        }
         guard_statement(host, &self.health, f(host.conn()))
             .instrument(self.span.clone())
             .await
@@ -342,12 +353,19 @@ impl RdsConnection {
             rds.route = decision.route.as_str(),
             rds.reason = decision.why.as_str(),
         );
+        let budget = self
+            .inner
+            .budget
+            .as_ref()
+            .map(|budget| (Arc::clone(budget), self.inner.pools.load_full()));
         Ok(Routed {
             guard,
             span,
             decision,
             operation,
             health: self.inner.health,
+            budget,
+            slot: std::sync::Mutex::new(None),
         })
     }
 
@@ -547,9 +565,15 @@ impl StreamTrait for RdsConnection {
         Box::pin(async move {
             let routed = self.route(&stmt.sql)?;
             let inner = routed.run(|conn| conn.stream_raw(stmt)).await?;
+            let slot = routed
+                .slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             Ok(RdsStream {
                 inner,
                 _guard: routed.guard,
+                _slot: slot,
             })
         })
     }
@@ -561,6 +585,7 @@ impl StreamTrait for RdsConnection {
 pub struct RdsStream {
     inner: QueryStream,
     _guard: InFlight,
+    _slot: Option<Slot>,
 }
 
 impl std::fmt::Debug for RdsStream {

@@ -88,6 +88,16 @@ pub enum Error {
     /// without a password). The message never carries a secret.
     #[error("could not get database credentials: {0}")]
     Credentials(Cow<'static, str>),
+    /// The connection budget
+    /// ([`max_total_connections`](crate::RdsConnectionBuilder::max_total_connections)) stayed
+    /// full for the whole wait: nothing was sent.
+    #[error("all {limit} connections of the budget stayed in use for {waited:?}")]
+    BudgetExhausted {
+        /// The budget.
+        limit: u32,
+        /// How long the statement waited for a slot.
+        waited: std::time::Duration,
+    },
     /// The database (or the driver) returned an error for a statement.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -121,6 +131,8 @@ pub enum ErrorKind {
     FailoverFailed,
     /// See [`Error::Credentials`].
     Credentials,
+    /// See [`Error::BudgetExhausted`].
+    BudgetExhausted,
 }
 
 /// Every `DbErr` made from an [`Error`] (other than [`Error::Db`], passed through unchanged)
@@ -128,7 +140,7 @@ pub enum ErrorKind {
 const PREFIX: &str = "[rds-balancer:";
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 12] = [
+    const ALL: [ErrorKind; 13] = [
         ErrorKind::NoActiveReaders,
         ErrorKind::ShuttingDown,
         ErrorKind::WriteRefused,
@@ -141,6 +153,7 @@ impl ErrorKind {
         ErrorKind::TransactionResolutionUnknown,
         ErrorKind::FailoverFailed,
         ErrorKind::Credentials,
+        ErrorKind::BudgetExhausted,
     ];
 
     /// A stable snake-case code, used in the `DbErr` message prefix (`[rds-balancer:<code>]`).
@@ -158,6 +171,7 @@ impl ErrorKind {
             ErrorKind::TransactionResolutionUnknown => "transaction_resolution_unknown",
             ErrorKind::FailoverFailed => "failover_failed",
             ErrorKind::Credentials => "credentials",
+            ErrorKind::BudgetExhausted => "budget_exhausted",
         }
     }
 
@@ -209,6 +223,7 @@ impl Error {
             Error::TransactionResolutionUnknown => ErrorKind::TransactionResolutionUnknown,
             Error::FailoverFailed(_) => ErrorKind::FailoverFailed,
             Error::Credentials(_) => ErrorKind::Credentials,
+            Error::BudgetExhausted { .. } => ErrorKind::BudgetExhausted,
         }
     }
 
@@ -281,6 +296,10 @@ mod tests {
             Error::TransactionResolutionUnknown,
             Error::FailoverFailed(std::time::Duration::from_secs(60)),
             Error::Credentials("Secrets Manager: ResourceNotFoundException".into()),
+            Error::BudgetExhausted {
+                limit: 10,
+                waited: std::time::Duration::from_secs(30),
+            },
         ];
         for err in errors {
             let kind = err.kind();
@@ -291,7 +310,7 @@ mod tests {
                     .contains(&format!("[rds-balancer:{}]", kind.code()))
             );
         }
-        assert_eq!(ErrorKind::ALL.len(), 12);
+        assert_eq!(ErrorKind::ALL.len(), 13);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use sea_orm::{DatabaseBackend, DatabaseConnection, DatabaseConnectionType};
 
+use crate::budget::Budget;
 use crate::classify::Classifier;
 use crate::connection::{Inner, RdsConnection};
 use crate::credentials::CredentialProvider;
@@ -63,9 +64,9 @@ pub(crate) fn endpoint_of(url: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PoolOptions {
     max_connections: Option<u32>,
-    min_connections: Option<u32>,
-    connect_timeout: Option<Duration>,
-    acquire_timeout: Option<Duration>,
+    pub(crate) min_connections: Option<u32>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) acquire_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
     pub(crate) sqlx_logging: Option<bool>,
@@ -191,6 +192,7 @@ pub struct RdsConnectionBuilder {
     health: HealthOptions,
     tls: Tls,
     credentials: Option<Arc<dyn CredentialProvider>>,
+    max_total_connections: Option<u32>,
 }
 
 impl std::fmt::Debug for RdsConnectionBuilder {
@@ -216,6 +218,7 @@ impl std::fmt::Debug for RdsConnectionBuilder {
             .field("health", &self.health)
             .field("tls", &self.tls)
             .field("credentials", &self.credentials.is_some())
+            .field("max_total_connections", &self.max_total_connections)
             .finish()
     }
 }
@@ -236,6 +239,7 @@ impl Default for RdsConnectionBuilder {
             health: HealthOptions::default(),
             tls: Tls::default(),
             credentials: None,
+            max_total_connections: None,
         }
     }
 }
@@ -453,6 +457,18 @@ impl RdsConnectionBuilder {
         self
     }
 
+    /// At most this many connections across the writer's and every reader's pool (discovered
+    /// ones included): a burst beyond it waits for a connection to come free, up to the acquire
+    /// timeout, then fails with [`ErrorKind::BudgetExhausted`](crate::ErrorKind::BudgetExhausted)
+    /// (nothing sent) instead of the server's "too many connections". Needs
+    /// `min_connections(0)` (the default). Health probes use one more connection per host,
+    /// outside the budget. Work inside a transaction opened with `begin()` is not counted; use
+    /// `transaction(..)` for that. Default: no budget (each pool has its own maximum).
+    pub fn max_total_connections(mut self, value: u32) -> Self {
+        self.max_total_connections = Some(value);
+        self
+    }
+
     /// Opens the pools and returns the connection.
     ///
     /// The writer must be reachable, or this fails with
@@ -463,6 +479,19 @@ impl RdsConnectionBuilder {
         let writer = self.writer.ok_or(Error::Config(
             "no writer: call `writer(url)` or `writer_connection(db)`".into(),
         ))?;
+        if self.max_total_connections.is_some()
+            && self.pool.min_connections.is_some_and(|min| min > 0)
+        {
+            return Err(Error::Config(
+                "max_total_connections needs min_connections(0): pools kept warm would hold \
+                 connections outside the budget"
+                    .into(),
+            ));
+        }
+        let budget = self.max_total_connections.map(|limit| {
+            let wait = self.pool.acquire_timeout.or(self.pool.connect_timeout);
+            Arc::new(Budget::new(limit, wait.unwrap_or(Duration::from_secs(30))))
+        });
         let tasks = TaskTracker::new();
         let writer_name = writer.name("writer");
         let writer_origin = writer.origin();
@@ -561,6 +590,7 @@ impl RdsConnectionBuilder {
             drain_timeout: self.drain_timeout,
             health: self.health,
             failover: Failover::default(),
+            budget,
         });
         spawn_monitor(&db);
         Ok(db)

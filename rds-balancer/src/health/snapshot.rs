@@ -3,11 +3,10 @@
 
 use std::time::SystemTime;
 
-use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 use serde::Serialize;
 
 use crate::connection::RdsConnection;
-use crate::pool::HostPool;
+use crate::pool::{HostPool, occupancy};
 use crate::resilience::BreakerState;
 
 /// How a host is doing.
@@ -119,20 +118,5 @@ fn host_snapshot(host: &HostPool) -> HostHealthSnapshot {
         pool_size,
         pool_idle,
         pool_waiting: host.in_flight().saturating_sub(in_use),
-    }
-}
-
-/// A pool's open and idle connections.
-fn occupancy(conn: &DatabaseConnection) -> (u32, usize) {
-    match &conn.inner {
-        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
-            let pool = conn.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
-            let pool = conn.get_mysql_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        _ => (0, 0),
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
 pub(crate) use self::factory::{HostFactory, Opened};
 pub(crate) use self::host::Role;
@@ -116,4 +117,38 @@ pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration, closing: Clos
         );
     }
     retired
+}
+
+/// A pool's open and idle connections.
+pub(crate) fn occupancy(conn: &DatabaseConnection) -> (u32, usize) {
+    match &conn.inner {
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+            let pool = conn.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
+            let pool = conn.get_mysql_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => (0, 0),
+    }
+}
+
+/// Closes one idle connection of `conn`'s pool, if it has one; returns whether it did.
+pub(crate) async fn close_one_idle(conn: &DatabaseConnection) -> bool {
+    match &conn.inner {
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+            match conn.get_postgres_connection_pool().try_acquire() {
+                Some(idle) => idle.close().await.is_ok(),
+                None => false,
+            }
+        }
+        DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
+            match conn.get_mysql_connection_pool().try_acquire() {
+                Some(idle) => idle.close().await.is_ok(),
+                None => false,
+            }
+        }
+        _ => false,
+    }
 }

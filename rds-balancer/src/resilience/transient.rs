@@ -71,6 +71,8 @@ const fn kind_is_transient(kind: ErrorKind) -> bool {
         ErrorKind::Connect => true,
         // The credential service (STS, Secrets Manager) failed or throttled: worth another try.
         ErrorKind::Credentials => true,
+        // Every connection of the budget was busy: nothing was sent, a burst passes.
+        ErrorKind::BudgetExhausted => true,
         // A statement was cut short because its host stopped answering. The balancer already
         // re-runs a read once on another host; what reaches the caller may be a write whose
         // outcome is unknown, so replaying it is the caller's decision (retry_if), not ours.

@@ -8,6 +8,7 @@ mod query;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement};
@@ -27,7 +28,8 @@ const OPERATION: &str = "cluster view";
 /// given to [`builder`](Self::builder) (typically one to the cluster endpoint), and, when it
 /// fails or does not answer within the [query timeout](ClusterViewSourceBuilder::query_timeout),
 /// on each [fallback connection](ClusterViewSourceBuilder::fallback_connection) in turn: the
-/// first that answers wins.
+/// first that answers wins, and is asked first next time (during a failover, a dead writer
+/// does not cost every fetch a timeout).
 ///
 /// - Aurora PostgreSQL: `aurora_replica_status()`; Aurora MySQL:
 ///   `information_schema.replica_host_status`.
@@ -85,6 +87,8 @@ struct Inner {
     pattern: HostPattern,
     port: u16,
     query_timeout: Duration,
+    /// The connection that answered last: asked first.
+    last_answered: AtomicUsize,
 }
 
 impl fmt::Debug for ClusterViewSource {
@@ -202,11 +206,14 @@ impl ClusterViewSource {
 impl TopologySource for ClusterViewSource {
     async fn fetch(&self) -> Result<Topology> {
         let total = self.inner.connections.len();
+        let first = self.inner.last_answered.load(Ordering::Relaxed) % total.max(1);
         let mut messages = Vec::new();
         let mut code = None;
-        for (index, connection) in self.inner.connections.iter().enumerate() {
+        let order = (first..total).chain(0..first);
+        for (index, connection) in order.map(|i| (i, &self.inner.connections[i])) {
             match self.query(connection).await {
                 Ok(rows) => {
+                    self.inner.last_answered.store(index, Ordering::Relaxed);
                     if index > 0 {
                         tracing::debug!(
                             connection = index + 1,

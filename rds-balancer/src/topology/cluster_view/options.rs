@@ -202,6 +202,7 @@ impl ClusterViewSourceBuilder {
                 pattern,
                 port,
                 query_timeout: self.query_timeout,
+                last_answered: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
