@@ -55,7 +55,11 @@ async fn every_pool_asks_the_provider_by_its_endpoint_and_renews_before_expiry()
         .credentials(provider.clone())
         // The topology names hosts that only the resolver can dial.
         .endpoint_resolver(|host: &str, port: u16| {
-            let host = if host.ends_with(".example.internal") { "127.0.0.1" } else { host };
+            let host = if host.ends_with(".example.internal") {
+                "127.0.0.1"
+            } else {
+                host
+            };
             (host.to_owned(), port)
         })
         .sqlx_logging(false)
@@ -63,7 +67,11 @@ async fn every_pool_asks_the_provider_by_its_endpoint_and_renews_before_expiry()
         .await
         .unwrap();
     let writer = Endpoint::new("127.0.0.1", cluster.primary().port());
-    assert_eq!(provider.asked_for(&writer), 1, "asked before the writer's pool opened");
+    assert_eq!(
+        provider.asked_for(&writer),
+        1,
+        "asked before the writer's pool opened"
+    );
 
     db.apply_topology(&Topology::new(vec![
         Instance::writer("w").with_endpoint("127.0.0.1", cluster.primary().port()),
@@ -139,7 +147,9 @@ async fn a_provider_that_fails_fails_the_build_with_a_typed_error() {
     let err = RdsConnection::builder()
         .writer(cluster.primary().url("postgres"))
         .credentials(|_: &Endpoint| async {
-            Err(rds_balancer::Error::Credentials("the vault is sealed".into()))
+            Err(rds_balancer::Error::Credentials(
+                "the vault is sealed".into(),
+            ))
         })
         .build()
         .await
