@@ -1,5 +1,7 @@
 #![doc = include_str!("../../README.md")]
 
+#[cfg(feature = "rds-api")]
+mod aws;
 mod budget;
 mod classify;
 mod connection;

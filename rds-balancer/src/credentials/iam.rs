@@ -5,7 +5,6 @@
 //! minutes after it was signed; connections opened with it stay open after it expires.
 
 use std::collections::HashMap;
-use std::error::Error as StdError;
 use std::fmt;
 use std::net::Ipv6Addr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,14 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_rds::auth_token::{AuthTokenGenerator, Config as TokenConfig};
-use aws_sdk_rds::config::{
-    Credentials as AwsCredentials, ProvideCredentials, Region, SharedCredentialsProvider,
-    SharedHttpClient,
-};
+use aws_sdk_rds::config::{ProvideCredentials, Region, SharedCredentialsProvider};
 use aws_sdk_rds::primitives::{DateTime, DateTimeFormat};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::{CredentialProvider, Credentials, Endpoint, Secret};
+use crate::aws::{ExplicitCredentials, error_chain, http_client};
 use crate::error::{Error, Result};
 
 /// The longest lifetime RDS accepts for a token, and the default of
@@ -232,7 +228,9 @@ impl Inner {
             .provide_credentials()
             .await
             .map_err(|err| {
-                Error::Credentials(chain("could not load the AWS credentials", Some(&err)).into())
+                Error::Credentials(
+                    error_chain("could not load the AWS credentials", Some(&err)).into(),
+                )
             })?;
         let aws_expiry = aws.expiry();
         let config = TokenConfig::builder()
@@ -250,7 +248,7 @@ impl Inner {
         }
         .map_err(|err| {
             Error::Credentials(
-                chain(
+                error_chain(
                     &format!("could not sign an IAM auth token for {endpoint}"),
                     Some(err.as_ref()),
                 )
@@ -308,14 +306,6 @@ pub struct IamAuthBuilder {
     renew_before: Option<Duration>,
 }
 
-/// Explicit AWS credentials: the key id is shown, the secret key and session token are not.
-#[derive(Clone, Debug)]
-struct ExplicitCredentials {
-    access_key_id: String,
-    secret_access_key: Secret,
-    session_token: Option<Secret>,
-}
-
 impl fmt::Debug for IamAuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IamAuthBuilder")
@@ -367,11 +357,11 @@ impl IamAuthBuilder {
         secret_access_key: impl Into<String>,
         session_token: Option<String>,
     ) -> Self {
-        self.credentials = Some(ExplicitCredentials {
-            access_key_id: access_key_id.into(),
-            secret_access_key: Secret::new(secret_access_key),
-            session_token: session_token.map(Secret::new),
-        });
+        self.credentials = Some(ExplicitCredentials::new(
+            access_key_id,
+            secret_access_key,
+            session_token,
+        ));
         self
     }
 
@@ -493,7 +483,7 @@ impl IamAuthBuilder {
                     loader = loader.region(Region::new(region.clone()));
                 }
                 if let Some(credentials) = &self.credentials {
-                    loader = loader.credentials_provider(to_sdk(credentials));
+                    loader = loader.credentials_provider(credentials.to_sdk());
                 }
                 loader.load().await
             }
@@ -509,7 +499,7 @@ impl IamAuthBuilder {
             })?,
         };
         let credentials = match &self.credentials {
-            Some(credentials) => SharedCredentialsProvider::new(to_sdk(credentials)),
+            Some(credentials) => SharedCredentialsProvider::new(credentials.to_sdk()),
             None => base.credentials_provider().ok_or_else(|| {
                 Error::Config(
                     "no AWS credentials for IAM auth tokens: set `credentials(..)` or give an \
@@ -536,27 +526,6 @@ impl IamAuthBuilder {
             }),
         })
     }
-}
-
-/// The HTTPS client of the default chain's providers (instance metadata, ECS, STS): hyper and
-/// rustls with the ring provider, as `RdsApiSourceBuilder`'s.
-fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
-}
-
-fn to_sdk(credentials: &ExplicitCredentials) -> AwsCredentials {
-    AwsCredentials::new(
-        credentials.access_key_id.clone(),
-        credentials.secret_access_key.expose().to_owned(),
-        credentials
-            .session_token
-            .as_ref()
-            .map(|token| token.expose().to_owned()),
-        None,
-        "rds-balancer",
-    )
 }
 
 /// The host as the token names it: lower case (as the URL it is written into makes it, so
@@ -630,23 +599,6 @@ fn whole_seconds(time: SystemTime) -> SystemTime {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
     UNIX_EPOCH + Duration::from_secs(seconds)
-}
-
-/// `what`, then the `Display` of each error in the source chain (never their `Debug`),
-/// skipping repeats.
-fn chain(what: &str, mut source: Option<&(dyn StdError + 'static)>) -> String {
-    let mut message = what.to_owned();
-    let mut last = String::new();
-    while let Some(err) = source {
-        let text = err.to_string();
-        if !text.is_empty() && text != last && !message.ends_with(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        last = text;
-        source = err.source();
-    }
-    message
 }
 
 #[cfg(test)]

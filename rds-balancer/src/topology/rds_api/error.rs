@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 
+use crate::aws::error_chain;
 use crate::error::Error;
 
 /// The code given to a cluster that `DescribeDBClusters` did not list (the code the API uses
@@ -22,7 +23,7 @@ where
             let service = context.err();
             let message = match service.message() {
                 Some(message) => message.to_owned(),
-                None => chain("the service returned an error", service.source()),
+                None => error_chain("the service returned an error", service.source()),
             };
             (service.code().map(str::to_owned), message)
         }
@@ -38,37 +39,23 @@ where
             } else {
                 "could not send the request"
             };
-            (None, chain(what, StdError::source(&err)))
+            (None, error_chain(what, StdError::source(&err)))
         }
-        SdkError::ResponseError(_) => (None, chain("unreadable response", StdError::source(&err))),
+        SdkError::ResponseError(_) => (
+            None,
+            error_chain("unreadable response", StdError::source(&err)),
+        ),
         SdkError::ConstructionFailure(_) => (
             None,
-            chain("could not build the request", StdError::source(&err)),
+            error_chain("could not build the request", StdError::source(&err)),
         ),
-        _ => (None, chain("request failed", StdError::source(&err))),
+        _ => (None, error_chain("request failed", StdError::source(&err))),
     };
     Error::Topology {
         operation: operation.into(),
         code,
         message,
     }
-}
-
-/// `what`, then the `Display` of each error in the source chain (never their `Debug`, which
-/// for a response includes its headers and body), skipping repeats.
-fn chain(what: &str, mut source: Option<&(dyn StdError + 'static)>) -> String {
-    let mut message = what.to_owned();
-    let mut last = String::new();
-    while let Some(err) = source {
-        let text = err.to_string();
-        if !text.is_empty() && text != last && !message.ends_with(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        last = text;
-        source = err.source();
-    }
-    message
 }
 
 #[cfg(test)]
@@ -124,9 +111,9 @@ mod tests {
     fn the_chain_skips_repeats() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert_eq!(
-            chain("could not reach", Some(&io)),
+            error_chain("could not reach", Some(&io)),
             "could not reach: refused"
         );
-        assert_eq!(chain("nothing more", None), "nothing more");
+        assert_eq!(error_chain("nothing more", None), "nothing more");
     }
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_rds::Client;
+use aws_sdk_rds::config::Region;
 use aws_sdk_rds::config::retry::RetryConfig;
 use aws_sdk_rds::config::timeout::TimeoutConfig;
-use aws_sdk_rds::config::{Credentials, Region, SharedHttpClient};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::{Inner, RdsApiSource};
+use crate::aws::{ExplicitCredentials, http_client};
 use crate::error::{Error, Result};
 
 /// Default of [`RdsApiSourceBuilder::operation_timeout`].
@@ -22,36 +22,6 @@ const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 const DEFAULT_PAGE_SIZE: i32 = 100;
 /// The page sizes the RDS API accepts.
 const PAGE_SIZES: std::ops::RangeInclusive<i32> = 20..=100;
-
-/// A secret string whose `Debug` and `Display` never show it.
-#[derive(Clone)]
-pub(super) struct Redacted(String);
-
-impl Redacted {
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// Explicit AWS credentials: the key id is shown, the secret key and session token are not.
-#[derive(Clone, Debug)]
-struct ExplicitCredentials {
-    access_key_id: String,
-    secret_access_key: Redacted,
-    session_token: Option<Redacted>,
-}
 
 /// Builds an [`RdsApiSource`]; made by [`RdsApiSource::builder`].
 ///
@@ -159,11 +129,11 @@ impl RdsApiSourceBuilder {
         secret_access_key: impl Into<String>,
         session_token: Option<String>,
     ) -> Self {
-        self.credentials = Some(ExplicitCredentials {
-            access_key_id: access_key_id.into(),
-            secret_access_key: Redacted(secret_access_key.into()),
-            session_token: session_token.map(Redacted),
-        });
+        self.credentials = Some(ExplicitCredentials::new(
+            access_key_id,
+            secret_access_key,
+            session_token,
+        ));
         self
     }
 
@@ -272,7 +242,7 @@ impl RdsApiSourceBuilder {
                             loader = loader.region(Region::new(region.clone()));
                         }
                         if let Some(credentials) = &self.credentials {
-                            loader = loader.credentials_provider(to_sdk(credentials));
+                            loader = loader.credentials_provider(credentials.to_sdk());
                         }
                         loader.load().await
                     }
@@ -299,27 +269,6 @@ impl RdsApiSourceBuilder {
     }
 }
 
-/// The HTTPS client of the clients rds-balancer builds: hyper and rustls with the ring
-/// provider, trusting the platform's root certificates.
-fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
-}
-
-fn to_sdk(credentials: &ExplicitCredentials) -> Credentials {
-    Credentials::new(
-        credentials.access_key_id.clone(),
-        credentials.secret_access_key.expose().to_owned(),
-        credentials
-            .session_token
-            .as_ref()
-            .map(|token| token.expose().to_owned()),
-        None,
-        "rds-balancer",
-    )
-}
-
 /// An RDS client over `base`, with the builder's explicit settings on top.
 fn client_from(
     base: &SdkConfig,
@@ -340,7 +289,7 @@ fn client_from(
         config = config.endpoint_url(url);
     }
     if let Some(credentials) = &credentials {
-        config = config.credentials_provider(to_sdk(credentials));
+        config = config.credentials_provider(credentials.to_sdk());
     }
     let timeouts = base
         .timeout_config()
