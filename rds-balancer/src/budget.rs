@@ -72,11 +72,17 @@ impl Budget {
             let all = || std::iter::once(&hosts.writer).chain(&hosts.readers);
             let deadline = tokio::time::Instant::now() + self.wait;
             // Fewer than `limit` connections are checked out (this slot is free), so while the
-            // pools hold the budget, another pool holds an idle one, or will in a moment (a pool
-            // takes a connection back just after the statement that used it ends).
+            // pools hold the budget, a pool holds an idle one, or will in a moment (a pool takes
+            // a connection back just after the statement that used it ends).
             loop {
+                if occupancy(host.conn()).1 > 0 {
+                    // `host` has one to reuse: nothing to open.
+                    break;
+                }
                 let open: u32 = all().map(|h| occupancy(h.conn()).0).sum();
                 if open + self.opening.load(Ordering::SeqCst) < self.limit {
+                    self.opening.fetch_add(1, Ordering::SeqCst);
+                    opening = Some(Arc::clone(&self.opening));
                     break;
                 }
                 let mut closed = false;
@@ -96,8 +102,6 @@ impl Budget {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
-            self.opening.fetch_add(1, Ordering::SeqCst);
-            opening = Some(Arc::clone(&self.opening));
         }
         Ok(Slot {
             _permit: permit,

@@ -193,6 +193,7 @@ pub struct RdsConnectionBuilder {
     tls: Tls,
     credentials: Option<Arc<dyn CredentialProvider>>,
     max_total_connections: Option<u32>,
+    lazy: bool,
 }
 
 impl std::fmt::Debug for RdsConnectionBuilder {
@@ -219,6 +220,7 @@ impl std::fmt::Debug for RdsConnectionBuilder {
             .field("tls", &self.tls)
             .field("credentials", &self.credentials.is_some())
             .field("max_total_connections", &self.max_total_connections)
+            .field("connect_lazy", &self.lazy)
             .finish()
     }
 }
@@ -240,6 +242,7 @@ impl Default for RdsConnectionBuilder {
             tls: Tls::default(),
             credentials: None,
             max_total_connections: None,
+            lazy: false,
         }
     }
 }
@@ -469,6 +472,16 @@ impl RdsConnectionBuilder {
         self
     }
 
+    /// Opens the pools of the hosts given here without connecting: the first statement on each
+    /// connects (for short-lived processes that may not use every host, such as a Lambda).
+    /// Unreachable hosts then show up on first use rather than in `build`. Hosts a topology
+    /// adds are still connected at once (so that one that cannot be reached is not used).
+    /// Default: `false`.
+    pub fn connect_lazy(mut self, value: bool) -> Self {
+        self.lazy = value;
+        self
+    }
+
     /// Opens the pools and returns the connection.
     ///
     /// The writer must be reachable, or this fails with
@@ -503,7 +516,7 @@ impl RdsConnectionBuilder {
                     self.endpoint_resolver.clone(),
                     self.credentials.clone(),
                 )?;
-                (factory.open_template().await?, Some(factory))
+                (factory.open_template(self.lazy).await?, Some(factory))
             }
             HostSource::Connection(conn) => {
                 let factory = match Template::from_connection(&conn) {
@@ -532,7 +545,8 @@ impl RdsConnectionBuilder {
         let opened = join_all(self.readers.into_iter().enumerate().map(|(i, source)| {
             let name = source.name(&format!("reader-{}", i + 1));
             let origin = source.origin();
-            let (pool, tls, credentials) = (&self.pool, &self.tls, &self.credentials);
+            let (pool, tls, credentials, lazy) =
+                (&self.pool, &self.tls, &self.credentials, self.lazy);
             async move {
                 let opened = match source {
                     HostSource::Connection(conn) => Ok(Opened::handed(conn)),
@@ -543,7 +557,7 @@ impl RdsConnectionBuilder {
                                 None,
                                 credentials.clone(),
                             ) {
-                                Ok(factory) => factory.open_template().await,
+                                Ok(factory) => factory.open_template(lazy).await,
                                 Err(error) => Err(error),
                             }
                         }

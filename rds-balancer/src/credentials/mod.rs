@@ -116,6 +116,26 @@ pub trait CredentialProvider: Send + Sync + 'static {
     }
 }
 
+/// Fixed credentials are a provider too: the static password of the three kinds.
+///
+/// ```no_run
+/// use rds_balancer::{Credentials, RdsConnection};
+///
+/// # async fn demo() -> rds_balancer::Result<()> {
+/// let db = RdsConnection::builder()
+///     .writer("postgres://db.example.com/app?sslmode=verify-full")
+///     .credentials(Credentials::new("app", std::env::var("DB_PASSWORD").unwrap_or_default()))
+///     .build()
+///     .await?;
+/// # let _ = db; Ok(()) }
+/// ```
+#[async_trait::async_trait]
+impl CredentialProvider for Credentials {
+    async fn credentials(&self, _: &Endpoint) -> Result<Credentials> {
+        Ok(self.clone())
+    }
+}
+
 #[async_trait::async_trait]
 impl<F, Fut> CredentialProvider for F
 where

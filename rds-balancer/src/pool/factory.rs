@@ -109,28 +109,41 @@ impl HostFactory {
     /// credentials for that endpoint.
     pub(crate) async fn open(&self, host: &str, port: u16) -> Result<Opened> {
         let (dialled_host, dialled_port) = self.dialled(host, port);
-        self.connect(Endpoint::new(host, port), &dialled_host, dialled_port)
-            .await
+        self.connect(
+            Endpoint::new(host, port),
+            &dialled_host,
+            dialled_port,
+            false,
+        )
+        .await
     }
 
     /// Opens a pool to the host the template itself dials (its endpoint as configured, with no
-    /// resolver in between).
-    pub(crate) async fn open_template(&self) -> Result<Opened> {
+    /// resolver in between); `lazy`: without connecting yet.
+    pub(crate) async fn open_template(&self, lazy: bool) -> Result<Opened> {
         let (host, port) = self.template.address();
         let host = host.to_owned();
-        self.connect(Endpoint::new(host.clone(), port), &host, port)
+        self.connect(Endpoint::new(host.clone(), port), &host, port, lazy)
             .await
     }
 
-    async fn connect(&self, endpoint: Endpoint, host: &str, port: u16) -> Result<Opened> {
+    async fn connect(
+        &self,
+        endpoint: Endpoint,
+        host: &str,
+        port: u16,
+        lazy: bool,
+    ) -> Result<Opened> {
         let credentials = match &self.credentials {
             Some(provider) => Some((Arc::clone(provider), provider.credentials(&endpoint).await?)),
             None => None,
         };
-        let conn = self
-            .template
-            .open(host, port, credentials.as_ref().map(|(_, c)| c))
-            .await?;
+        let given = credentials.as_ref().map(|(_, c)| c);
+        let conn = if lazy {
+            self.template.open_lazy(host, port, given)
+        } else {
+            self.template.open(host, port, given).await?
+        };
         Ok(Opened {
             conn,
             credentials: credentials.map(|(provider, first)| (provider, endpoint, first)),

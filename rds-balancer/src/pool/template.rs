@@ -181,6 +181,31 @@ impl Template {
     }
 }
 
+impl Template {
+    /// A pool to `host:port` that connects on first use.
+    pub(crate) fn open_lazy(
+        &self,
+        host: &str,
+        port: u16,
+        credentials: Option<&Credentials>,
+    ) -> DatabaseConnection {
+        match self {
+            Template::Postgres(connect, pool) => {
+                let connect =
+                    with_credentials_pg(connect.clone().host(host).port(port), credentials);
+                SqlxPostgresConnector::from_sqlx_postgres_pool(
+                    pool.clone().connect_lazy_with(connect),
+                )
+            }
+            Template::MySql(connect, pool) => {
+                let connect =
+                    with_credentials_mysql(connect.clone().host(host).port(port), credentials);
+                SqlxMySqlConnector::from_sqlx_mysql_pool(pool.clone().connect_lazy_with(connect))
+            }
+        }
+    }
+}
+
 /// Makes `pool` use `credentials` for the connections it opens from now on; open ones are left
 /// as they are.
 pub(crate) fn set_credentials(pool: &DatabaseConnection, credentials: &Credentials) {

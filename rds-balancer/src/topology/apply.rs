@@ -226,7 +226,7 @@ impl RdsConnection {
     /// A new pool to the writer the connection was configured with (its old pool was closed
     /// when a topology replaced it).
     async fn reopen(&self, home: &HostPool) -> Result<Arc<HostPool>> {
-        let opened = self.host_factory()?.open_template().await?;
+        let opened = self.host_factory()?.open_template(false).await?;
         let inner = self.inner();
         Ok(opened.into_host(
             home.name(),
