@@ -529,12 +529,7 @@ impl TransactionTrait for RdsConnection {
         };
         let writer_failed = match known {
             Some(failed) => failed,
-            None => {
-                !host
-                    .health()
-                    .writable(host.name(), host.conn(), WRITER_CHECK_TIMEOUT)
-                    .await
-            }
+            None => !host.writable(WRITER_CHECK_TIMEOUT).await,
         };
         if writer_failed && let Err(TransactionError::Transaction(error)) = &outcome {
             tracing::warn!(%error, "the transaction failed as the writer did");

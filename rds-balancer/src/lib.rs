@@ -21,6 +21,8 @@ pub use self::connection::{RdsConnection, RdsStream};
 pub use self::credentials::{CredentialProvider, Credentials, Endpoint, Secret};
 #[cfg(feature = "rds-api")]
 pub use self::credentials::{IamAuth, IamAuthBuilder};
+#[cfg(feature = "secrets-manager")]
+pub use self::credentials::{RdsSecret, SecretsManagerAuth, SecretsManagerAuthBuilder};
 pub use self::error::{Error, ErrorKind, Result};
 pub use self::health::{HealthSnapshot, HealthState, HostHealthSnapshot};
 pub use self::options::{RdsConnectionBuilder, SslMode};

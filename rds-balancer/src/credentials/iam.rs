@@ -16,6 +16,9 @@ use aws_sdk_rds::config::{ProvideCredentials, Region, SharedCredentialsProvider}
 use aws_sdk_rds::primitives::{DateTime, DateTimeFormat};
 
 use super::{CredentialProvider, Credentials, Endpoint, Secret};
+use tracing::instrument::WithSubscriber;
+use tracing::subscriber::NoSubscriber;
+
 use crate::aws::{ExplicitCredentials, error_chain, http_client};
 use crate::error::{Error, Result};
 
@@ -243,7 +246,14 @@ impl Inner {
             .build()
             .map(AuthTokenGenerator::new);
         let token = match config {
-            Ok(generator) => generator.auth_token(&self.clock).await,
+            // aws-sigv4 logs the canonical request, session token included, at TRACE: nothing
+            // is logged while signing.
+            Ok(generator) => {
+                generator
+                    .auth_token(&self.clock)
+                    .with_subscriber(NoSubscriber::default())
+                    .await
+            }
             Err(err) => Err(err),
         }
         .map_err(|err| {

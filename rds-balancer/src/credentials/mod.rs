@@ -6,6 +6,8 @@
 mod iam;
 mod renewal;
 mod secret;
+#[cfg(feature = "secrets-manager")]
+mod secrets_manager;
 
 use std::future::Future;
 use std::time::SystemTime;
@@ -14,6 +16,8 @@ use std::time::SystemTime;
 pub use self::iam::{IamAuth, IamAuthBuilder};
 pub(crate) use self::renewal::Renewal;
 pub use self::secret::Secret;
+#[cfg(feature = "secrets-manager")]
+pub use self::secrets_manager::{RdsSecret, SecretsManagerAuth, SecretsManagerAuthBuilder};
 use crate::error::Result;
 
 /// The host a pool connects to, as the topology names it (not the address the endpoint

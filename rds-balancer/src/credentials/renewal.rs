@@ -15,6 +15,10 @@ use crate::pool::set_credentials;
 /// How long after a failed renewal the next attempt comes.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// The shortest wait between two renewals not asked for (a provider handing out credentials
+/// that have already expired is not asked in a loop).
+const MIN_WAIT: Duration = Duration::from_millis(500);
+
 /// How long a statement whose credentials were rejected waits for new ones.
 const REJECTED_WAIT: Duration = Duration::from_secs(10);
 
@@ -61,13 +65,18 @@ impl Renewal {
     }
 
     async fn run(&self, pool: DatabaseConnection, mut expires_at: Option<SystemTime>) {
+        // Set when the provider answered from its cache with what the pool already has.
+        let mut unchanged = false;
         loop {
             // Renew once two thirds of the remaining validity have passed (an IAM token valid
-            // for 15 minutes: after 10), or when asked to.
+            // for 15 minutes: after 10), or when asked to. After an unchanged answer, at the
+            // expiry itself: the provider's cache then has to fetch.
+            let share = if unchanged { 1.0 } else { 2.0 / 3.0 };
             let wait = expires_at.map(|at| {
                 at.duration_since(SystemTime::now())
                     .unwrap_or_default()
-                    .mul_f64(2.0 / 3.0)
+                    .mul_f64(share)
+                    .max(MIN_WAIT)
             });
             let sleep = async {
                 match wait {
@@ -75,19 +84,28 @@ impl Renewal {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let asked = tokio::select! {
                 () = self.stop.cancelled() => return,
-                () = sleep => {}
-                () = self.now.notified() => {}
-            }
+                () = sleep => false,
+                () = self.now.notified() => true,
+            };
             match self.provider.credentials(&self.endpoint).await {
+                Ok(credentials)
+                    if !asked
+                        && credentials.expires_at == expires_at
+                        && SystemTime::now() < expires_at.unwrap_or(SystemTime::UNIX_EPOCH) =>
+                {
+                    unchanged = true;
+                }
                 Ok(credentials) => {
+                    unchanged = false;
                     set_credentials(&pool, &credentials);
                     expires_at = credentials.expires_at;
                     self.renewed.send_modify(|n| *n += 1);
                     tracing::info!(endpoint = %self.endpoint, "database credentials renewed for new connections");
                 }
                 Err(error) => {
+                    unchanged = false;
                     tracing::warn!(endpoint = %self.endpoint, %error, "could not renew database credentials; retrying");
                     expires_at = Some(SystemTime::now() + RETRY_AFTER.mul_f64(1.5));
                 }

@@ -179,12 +179,14 @@ impl HostHealth {
         host: &str,
         pool: &DatabaseConnection,
         timeout: Duration,
-    ) -> bool {
-        matches!(
-            self.check(host, pool, Duration::ZERO, Check::Writable, timeout)
-                .await,
-            Some(Ok((_, true)))
-        )
+    ) -> Result<bool, ProbeError> {
+        match self
+            .check(host, pool, Duration::ZERO, Check::Writable, timeout)
+            .await
+        {
+            Some(outcome) => outcome.map(|(_, writable)| writable),
+            None => Ok(false),
+        }
     }
 
     async fn check(
@@ -220,6 +222,8 @@ impl HostHealth {
                 self.breaker.record_success();
                 self.sync(host, 0);
             }
+            // A refused login is the credentials' fault, not the host's: the caller renews them.
+            Err(error) if error.login_refused => {}
             Err(error) => self.failed(host, &format!("probe failed: {error}")),
         }
         Some(outcome)

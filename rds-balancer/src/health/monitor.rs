@@ -68,13 +68,7 @@ pub(crate) async fn guard_statement<T, E: GuardedError>(
         tokio::time::sleep(options.failure_detection_time).await;
         loop {
             // Several slow statements on one host share a probe.
-            health
-                .probe(
-                    host.name(),
-                    host.conn(),
-                    options.failure_detection_interval / 2,
-                )
-                .await;
+            host.probe(options.failure_detection_interval / 2).await;
             if !health.is_schedulable() {
                 return;
             }
@@ -132,7 +126,7 @@ pub(crate) fn spawn_monitor(db: &RdsConnection) {
             let probes = std::iter::once(&hosts.writer)
                 .chain(&hosts.readers)
                 .filter(|host| everyone || !host.health().is_schedulable())
-                .map(|host| host.health().probe(host.name(), host.conn(), interval / 2));
+                .map(|host| host.probe(interval / 2));
             tokio::select! {
                 () = stopping.cancelled() => return,
                 _ = join_all(probes) => {}

@@ -8,6 +8,8 @@ use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::{ConnectOptions, Connection, Executor, query_scalar};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
+use crate::resilience::is_auth_failure;
+
 /// The probe's connection to one host.
 pub(crate) enum ProbeConn {
     Postgres(PgConnection),
@@ -24,7 +26,37 @@ impl std::fmt::Debug for ProbeConn {
 }
 
 /// Why a probe failed (never carries credentials: sqlx errors name hosts, not passwords).
-pub(crate) type ProbeError = String;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProbeError {
+    pub(crate) message: String,
+    /// The server refused the probe's credentials (a rotated password): says nothing about the
+    /// host's health.
+    pub(crate) login_refused: bool,
+}
+
+impl ProbeError {
+    fn new(message: impl Into<String>) -> Self {
+        ProbeError {
+            message: message.into(),
+            login_refused: false,
+        }
+    }
+
+    fn connecting(error: sea_orm::sqlx::Error) -> Self {
+        let message = error.to_string();
+        let conn = sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error.into()));
+        ProbeError {
+            message,
+            login_refused: is_auth_failure(&conn),
+        }
+    }
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// What a probe asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +78,7 @@ impl ProbeConn {
                     .connect()
                     .await
                     .map(ProbeConn::Postgres)
-                    .map_err(|e| e.to_string())
+                    .map_err(ProbeError::connecting)
             }
             DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
                 let options = pool.get_mysql_connection_pool().connect_options();
@@ -55,9 +87,9 @@ impl ProbeConn {
                     .connect()
                     .await
                     .map(ProbeConn::MySql)
-                    .map_err(|e| e.to_string())
+                    .map_err(ProbeError::connecting)
             }
-            _ => Err("not a PostgreSQL or MySQL pool".to_owned()),
+            _ => Err(ProbeError::new("not a PostgreSQL or MySQL pool")),
         }
     }
 
@@ -82,7 +114,7 @@ impl ProbeConn {
             .await
             .map(|read_only| read_only == 0),
         };
-        done.map_err(|e| e.to_string())
+        done.map_err(|e| ProbeError::new(e.to_string()))
     }
 
     async fn close(self) {
@@ -109,13 +141,13 @@ pub(crate) async fn probe(
         }
         match slot.as_mut() {
             Some(conn) => conn.run(check).await,
-            None => Err("no probe connection".to_owned()),
+            None => Err(ProbeError::new("no probe connection")),
         }
     };
     let outcome = match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(answer)) => return Ok((start.elapsed(), answer)),
         Ok(Err(error)) => error,
-        Err(_) => format!("no answer within {timeout:?}"),
+        Err(_) => ProbeError::new(format!("no answer within {timeout:?}")),
     };
     // A connection that failed or timed out mid-exchange is in an unknown state.
     *slot = None;

@@ -8,7 +8,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 use crate::credentials::Renewal;
-use crate::health::{HealthOptions, HostHealth};
+use crate::health::{HealthOptions, HostHealth, ProbeError};
 
 /// Whether a host is the cluster's writer or one of its readers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,6 +106,38 @@ impl HostPool {
 
     pub(crate) fn health(&self) -> &HostHealth {
         &self.health
+    }
+
+    /// Probes the host (see [`HostHealth::probe`]); a probe whose login was refused (a rotated
+    /// password) renews the credentials instead of counting against the host.
+    pub(crate) async fn probe(&self, min_gap: Duration) {
+        let outcome = self.health.probe(self.name(), self.conn(), min_gap).await;
+        self.after_probe(outcome.as_ref().and_then(|o| o.as_ref().err()))
+            .await;
+    }
+
+    /// Whether the host accepts writes now, asked within `timeout` (see
+    /// [`HostHealth::writable`]).
+    pub(crate) async fn writable(&self, timeout: Duration) -> bool {
+        match self
+            .health
+            .writable(self.name(), self.conn(), timeout)
+            .await
+        {
+            Ok(writable) => writable,
+            Err(error) => {
+                self.after_probe(Some(&error)).await;
+                false
+            }
+        }
+    }
+
+    async fn after_probe(&self, error: Option<&ProbeError>) {
+        if let (Some(error), Some(renewal)) = (error, &self.renewal)
+            && error.login_refused
+        {
+            renewal.rejected().await;
+        }
     }
 
     /// The renewal of its credentials, when a provider gave them.

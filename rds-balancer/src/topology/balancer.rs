@@ -427,7 +427,7 @@ impl RdsReplicaBalancer {
             let writer = Arc::clone(&db.pools.load().writer);
             let writable = tokio::select! {
                 () = token.cancelled() => return,
-                writable = writer.health().writable(writer.name(), writer.conn(), check_timeout) => writable,
+                writable = writer.writable(check_timeout) => writable,
             };
             if writable {
                 tracing::info!(writer = %writer.name(), elapsed = ?started.elapsed(), "failover completed: the writer accepts writes");
