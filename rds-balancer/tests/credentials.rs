@@ -139,6 +139,17 @@ async fn credentials_that_need_tls_refuse_a_plain_connection() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    // Encrypted but unverified is not enough either: a server in the middle would get them.
+    let err = RdsConnection::builder()
+        .writer(format!(
+            "{}?sslmode=require",
+            cluster.primary().url("postgres")
+        ))
+        .credentials(TlsOnly)
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
 }
 
 #[tokio::test]

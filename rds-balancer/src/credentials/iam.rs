@@ -170,6 +170,11 @@ impl IamAuth {
 
 #[async_trait::async_trait]
 impl CredentialProvider for IamAuth {
+    /// RDS accepts IAM authentication over TLS only; the token must not travel unverified.
+    fn requires_tls(&self) -> bool {
+        true
+    }
+
     /// The cached token for `endpoint` while it is fresh, else a newly signed one.
     ///
     /// # Errors

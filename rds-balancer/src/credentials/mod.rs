@@ -113,8 +113,9 @@ pub trait CredentialProvider: Send + Sync + 'static {
         let _ = endpoint;
     }
 
-    /// Whether these credentials may only travel over TLS (IAM tokens, managed secrets): then
-    /// a pool whose settings do not require TLS is a configuration error. Default: `false`.
+    /// Whether these credentials may only travel over TLS to a verified server (IAM tokens,
+    /// managed secrets): then a pool whose settings do not verify the server's certificate
+    /// (`sslmode=verify-full` or `verify-ca`) is a configuration error. Default: `false`.
     fn requires_tls(&self) -> bool {
         false
     }

@@ -46,8 +46,8 @@ const OPERATION: &str = "GetSecretValue";
 ///
 /// The IAM policy needs `secretsmanager:GetSecretValue` on the secret (and `kms:Decrypt` on
 /// its key, when it is not the AWS-managed one). The credentials only travel over TLS
-/// ([`requires_tls`](CredentialProvider::requires_tls) is `true`): the connection must use
-/// `sslmode=require` or stronger.
+/// ([`requires_tls`](CredentialProvider::requires_tls) is `true`): the connection must verify
+/// the server (`sslmode=verify-full` or `verify-ca`).
 ///
 /// Cloning is cheap: clones share one client and one cache. `Debug` shows the secret id,
 /// region, endpoint URL, settings and the cached version's id, never the secret's value or an

@@ -68,16 +68,17 @@ impl Opened {
 
 impl HostFactory {
     /// A factory with `template`'s settings. With a credential provider that needs TLS, the
-    /// template must require it.
+    /// template must verify the server (a password or token sent to an unverified server can
+    /// be taken by whoever is in the middle).
     pub(crate) fn new(
         template: Template,
         resolver: Option<Arc<dyn EndpointResolver>>,
         credentials: Option<Arc<dyn CredentialProvider>>,
     ) -> Result<Self> {
-        if credentials.as_ref().is_some_and(|c| c.requires_tls()) && !template.requires_tls() {
+        if credentials.as_ref().is_some_and(|c| c.requires_tls()) && !template.verifies_server() {
             return Err(Error::Config(
-                "these credentials must travel over TLS: set `sslmode=require` (or verify-full) \
-                 in the URL, or `ssl_mode` on the builder"
+                "these credentials must travel over verified TLS: set `sslmode=verify-full` (or \
+                 verify-ca) in the URL, or `ssl_mode(SslMode::VerifyFull)` on the builder"
                     .into(),
             ));
         }

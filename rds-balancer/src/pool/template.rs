@@ -115,16 +115,16 @@ impl Template {
         }
     }
 
-    /// Whether connections verify the server's certificate or at least encrypt: TLS is required.
-    pub(crate) fn requires_tls(&self) -> bool {
+    /// Whether connections use TLS and verify the server's certificate.
+    pub(crate) fn verifies_server(&self) -> bool {
         match self {
             Template::Postgres(connect, _) => matches!(
                 connect.get_ssl_mode(),
-                PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
+                PgSslMode::VerifyCa | PgSslMode::VerifyFull
             ),
             Template::MySql(connect, _) => matches!(
                 connect.get_ssl_mode(),
-                MySqlSslMode::Required | MySqlSslMode::VerifyCa | MySqlSslMode::VerifyIdentity
+                MySqlSslMode::VerifyCa | MySqlSslMode::VerifyIdentity
             ),
         }
     }
