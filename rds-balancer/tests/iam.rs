@@ -204,8 +204,7 @@ fn signed_at(credentials: &Credentials) -> SystemTime {
 
 /// Our tokens are signed at whatever second the system clock says, and botocore's clock is
 /// then pinned to that second (read back from our `X-Amz-Date`): both sign the same request at
-/// the same instant. (Pinning the Rust side instead would need a `TimeSource` implementation,
-/// whose trait lives in `aws-smithy-async`, which this crate does not depend on directly.)
+/// the same instant. (`with_a_fixed_clock_the_token_is_botocores` fixes both clocks.)
 #[tokio::test]
 async fn tokens_are_byte_identical_to_botocores() {
     let cases = [
@@ -630,4 +629,45 @@ async fn secrets_and_tokens_never_show() {
             "the signature is shown in: {text}"
         );
     }
+}
+
+/// Both sides on one fixed clock: our `SdkConfig` carries a static time source, botocore's
+/// clock is pinned to the same instant, and the tokens are byte-identical.
+#[tokio::test]
+async fn with_a_fixed_clock_the_token_is_botocores() {
+    let fixed = UNIX_EPOCH + Duration::from_secs(1_724_709_600); // 2024-08-26T22:00:00Z
+    let case = Case {
+        region: "us-east-1",
+        host: "prod-instance.us-east-1.rds.amazonaws.com",
+        port: 5432,
+        user: "peccy",
+        session_token: Some(SESSION_TOKEN),
+        lifetime: Duration::from_secs(900),
+    };
+    let config = SdkConfig::builder()
+        .region(Region::new(case.region))
+        .credentials_provider(SharedCredentialsProvider::new(
+            aws_sdk_rds::config::Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                case.session_token.map(str::to_owned),
+                None,
+                "test",
+            ),
+        ))
+        .time_source(aws_smithy_async::time::StaticTimeSource::new(fixed))
+        .build();
+    let iam = IamAuth::builder(case.user)
+        .sdk_config(config)
+        .build()
+        .await
+        .expect("builds offline");
+    let ours = iam
+        .credentials(&Endpoint::new(case.host, case.port))
+        .await
+        .expect("signed");
+    assert_eq!(amz_date(token_of(&ours)), "20240826T220000Z");
+    assert_eq!(ours.expires_at, Some(fixed + case.lifetime));
+    let theirs = botocore_tokens(&[(&case, "20240826T220000Z")]);
+    assert_eq!(theirs, vec![token_of(&ours).to_owned()]);
 }
