@@ -176,6 +176,54 @@ mod proxy;
 mod rds;
 mod supervisor;
 
+/// SQL that gives a PostgreSQL database a stand-in for Aurora PostgreSQL's
+/// `aurora_replica_status()`: the function with Aurora's columns, in order, returning the rows
+/// of table `replica_status_rows` after sleeping `replica_status_delay.seconds` (0 at first).
+/// Tests drive a `ClusterViewSource` by writing those rows (the writer's `session_id` is
+/// `MASTER_SESSION_ID`).
+///
+/// ```no_run
+/// # fn main() -> Result<(), rds_balancer_testkit::Error> {
+/// let cluster = rds_balancer_testkit::PgCluster::start(1)?;
+/// cluster.create_database("app")?;
+/// cluster.psql("app", rds_balancer_testkit::AURORA_REPLICA_STATUS_STUB)?;
+/// # Ok(()) }
+/// ```
+pub const AURORA_REPLICA_STATUS_STUB: &str = "
+CREATE TABLE replica_status_rows (
+    server_id text,
+    session_id text,
+    durable_lsn bigint,
+    highest_lsn_rcvd bigint,
+    current_read_lsn bigint,
+    cur_replay_latency_in_usec bigint,
+    active_txns integer,
+    is_current boolean,
+    last_transport_error integer,
+    last_error_timestamp timestamptz,
+    last_update_timestamp timestamptz,
+    feedback_xmin bigint,
+    feedback_epoch integer,
+    replica_lag_in_msec real,
+    log_stream_speed_in_kib_per_second real,
+    log_buffer_sequence_number bigint,
+    oldest_read_view_trx_id bigint,
+    oldest_read_view_lsn bigint,
+    pending_read_ios integer,
+    read_ios bigint,
+    iops integer,
+    cpu real
+);
+CREATE TABLE replica_status_delay (seconds float8 NOT NULL);
+INSERT INTO replica_status_delay VALUES (0);
+CREATE FUNCTION aurora_replica_status() RETURNS SETOF replica_status_rows
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep((SELECT seconds FROM replica_status_delay));
+    RETURN QUERY SELECT * FROM replica_status_rows;
+END $$;
+";
+
 pub use self::error::{Error, INSTALL_HINT, MOTO_INSTALL_HINT};
 pub use self::pg::{PgCluster, PgClusterBuilder, PgNode};
 pub use self::proxy::FaultProxy;

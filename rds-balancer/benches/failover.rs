@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use rds_balancer::{
     BalancerOptions, ClusterViewSource, ErrorKind, RdsConnection, TopologyChange, TopologySource,
 };
-use rds_balancer_testkit::PgCluster;
+use rds_balancer_testkit::{AURORA_REPLICA_STATUS_STUB, PgCluster};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 
 const DEFAULT_RUNS: usize = 5;
@@ -44,35 +44,8 @@ const WRITES_AFTER: usize = 20;
 const DB: &str = "failover_bench";
 const WRITE_SQL: &str = "INSERT INTO ticks DEFAULT VALUES RETURNING inet_server_port() AS port";
 
-/// Aurora PostgreSQL's `aurora_replica_status()` (its columns, in order), reading its rows from
-/// a table, and the table the writes go to.
+/// The table the writes go to (the cluster view's stand-in is the test kit's).
 const SCHEMA: &str = "
-CREATE TABLE replica_status_rows (
-    server_id text,
-    session_id text,
-    durable_lsn bigint,
-    highest_lsn_rcvd bigint,
-    current_read_lsn bigint,
-    cur_replay_latency_in_usec bigint,
-    active_txns integer,
-    is_current boolean,
-    last_transport_error integer,
-    last_error_timestamp timestamptz,
-    last_update_timestamp timestamptz,
-    feedback_xmin bigint,
-    feedback_epoch integer,
-    replica_lag_in_msec real,
-    log_stream_speed_in_kib_per_second real,
-    log_buffer_sequence_number bigint,
-    oldest_read_view_trx_id bigint,
-    oldest_read_view_lsn bigint,
-    pending_read_ios integer,
-    read_ios bigint,
-    iops integer,
-    cpu real
-);
-CREATE FUNCTION aurora_replica_status() RETURNS SETOF replica_status_rows
-LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT * FROM replica_status_rows; END $$;
 CREATE TABLE ticks (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());
 ";
 
@@ -183,7 +156,13 @@ async fn run(index: usize) -> Run {
     cluster.create_database(DB).expect("create database");
     let (old, new) = (cluster.primary().port(), cluster.replicas()[0].port());
     cluster
-        .psql(DB, &format!("{SCHEMA}{}", view_rows(old, &[new])))
+        .psql(
+            DB,
+            &format!(
+                "{AURORA_REPLICA_STATUS_STUB}{SCHEMA}{}",
+                view_rows(old, &[new])
+            ),
+        )
         .expect("schema");
     cluster
         .wait_replicated(Duration::from_secs(30))

@@ -10,48 +10,11 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use rds_balancer::{AVAILABLE, ClusterViewSource, Error, ErrorKind, Topology, TopologySource};
+use rds_balancer_testkit::AURORA_REPLICA_STATUS_STUB;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use support::cluster;
 
 const PATTERN: &str = "?.cluster-xyz.us-east-1.rds.amazonaws.com";
-
-/// Aurora PostgreSQL's `aurora_replica_status()` (the columns and order of the AWS
-/// documentation), reading its rows from `replica_status_rows` after sleeping for
-/// `replica_status_delay.seconds`.
-const STUB: &str = "
-CREATE TABLE replica_status_rows (
-    server_id text,
-    session_id text,
-    durable_lsn bigint,
-    highest_lsn_rcvd bigint,
-    current_read_lsn bigint,
-    cur_replay_latency_in_usec bigint,
-    active_txns integer,
-    is_current boolean,
-    last_transport_error integer,
-    last_error_timestamp timestamptz,
-    last_update_timestamp timestamptz,
-    feedback_xmin bigint,
-    feedback_epoch integer,
-    replica_lag_in_msec real,
-    log_stream_speed_in_kib_per_second real,
-    log_buffer_sequence_number bigint,
-    oldest_read_view_trx_id bigint,
-    oldest_read_view_lsn bigint,
-    pending_read_ios integer,
-    read_ios bigint,
-    iops integer,
-    cpu real
-);
-CREATE TABLE replica_status_delay (seconds float8 NOT NULL);
-INSERT INTO replica_status_delay VALUES (0);
-CREATE FUNCTION aurora_replica_status() RETURNS SETOF replica_status_rows
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_sleep((SELECT seconds FROM replica_status_delay));
-    RETURN QUERY SELECT * FROM replica_status_rows;
-END $$;
-";
 
 /// A fresh database `name` with the stub, holding the rows `values` (a `VALUES` list of
 /// `(server_id, session_id, replica_lag_in_msec, cpu, last_update_timestamp)`), and a
@@ -59,7 +22,7 @@ END $$;
 async fn stub(name: &str, values: &str) -> DatabaseConnection {
     let cluster = cluster();
     support::create_database(cluster, name);
-    cluster.psql(name, STUB).unwrap();
+    cluster.psql(name, AURORA_REPLICA_STATUS_STUB).unwrap();
     if !values.is_empty() {
         cluster
             .psql(
