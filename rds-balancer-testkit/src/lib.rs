@@ -167,8 +167,38 @@
 //! aws.put_secret_value(&secret.arn, r#"{"username":"app","password":"second"}"#)?;
 //! # Ok(()) }
 //! ```
+//!
+//! # MariaDB
+//!
+//! [`MariaDbCluster::start`] runs a MariaDB primary and N binary-log replicas (GTID,
+//! `read_only=1`) the same way: `mariadb-install-db` and `mariadbd` from the local installation,
+//! loopback ports, a temporary directory, the `mysql` OS user when the process is root, a
+//! supervisor that stops them if the test process dies. Every node takes `root` with no password
+//! over TCP; `read_only` does not stop `root`, so give the code under test its own user
+//! ([`MariaDbCluster::create_user`]). Ask `SELECT @@port` who served a statement. Without
+//! MariaDB it fails with the fix, [`MARIADB_INSTALL_HINT`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use rds_balancer_testkit::{Error, MariaDbCluster};
+//!
+//! # fn main() -> Result<(), rds_balancer_testkit::Error> {
+//! let cluster = MariaDbCluster::start(1)?;
+//! cluster.create_database("app")?;
+//! cluster.create_user("app", "pw")?;
+//! cluster.sql("app", "CREATE TABLE t (id int primary key)")?;
+//! cluster.wait_replicated(Duration::from_secs(30))?;
+//! let replica = &cluster.replicas()[0];
+//! // Connect the code under test to `replica.url_as("app", "app", "pw")`; the replica refuses
+//! // its writes:
+//! let write = replica.sql_as("app", "app", "pw", "INSERT INTO t VALUES (1)");
+//! assert!(matches!(write, Err(Error::Command { stderr, .. }) if stderr.contains("read-only")));
+//! # Ok(()) }
+//! ```
 
 mod error;
+mod mysql;
 mod net;
 mod pg;
 mod process;
@@ -225,6 +255,7 @@ END $$;
 ";
 
 pub use self::error::{Error, INSTALL_HINT, MOTO_INSTALL_HINT};
+pub use self::mysql::{MARIADB_INSTALL_HINT, MariaDbCluster, MariaDbNode};
 pub use self::pg::{PgCluster, PgClusterBuilder, PgNode};
 pub use self::proxy::FaultProxy;
 pub use self::rds::{
