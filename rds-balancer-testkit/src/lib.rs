@@ -205,6 +205,7 @@ mod process;
 mod proxy;
 mod rds;
 mod supervisor;
+mod text;
 
 /// SQL that gives a PostgreSQL database a stand-in for Aurora PostgreSQL's
 /// `aurora_replica_status()`: the function with Aurora's columns, in order, returning the rows

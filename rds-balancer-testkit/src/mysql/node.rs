@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -14,6 +13,8 @@ use std::time::{Duration, Instant};
 use super::Ctx;
 use crate::error::Error;
 use crate::process::{self, signal, wait_deadline, wait_gone};
+use crate::text::log_tail;
+use crate::text::percent_encode;
 
 /// How long a server may take to accept connections, and to shut down.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -470,42 +471,6 @@ impl MariaDbNode {
         let out = process::run_ok(cmd, &what, timeout)?;
         Ok(out.strip_suffix('\n').unwrap_or(&out).to_owned())
     }
-}
-
-/// The last lines of `path` written after byte `from`.
-fn log_tail(path: &Path, from: u64) -> String {
-    const MAX: u64 = 4096;
-    let Ok(mut file) = fs::File::open(path) else {
-        return format!("(no log at {})", path.display());
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut text = String::new();
-    if file
-        .seek(SeekFrom::Start(from.max(len.saturating_sub(MAX))))
-        .is_ok()
-    {
-        let mut buf = Vec::new();
-        let _ = file.read_to_end(&mut buf);
-        text = String::from_utf8_lossy(&buf).into_owned();
-    }
-    if text.trim().is_empty() {
-        "(the server logged nothing)".to_owned()
-    } else {
-        text.trim_end().to_owned()
-    }
-}
-
-/// `text` percent-encoded for the user-info part of a URL.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 impl fmt::Debug for MariaDbNode {

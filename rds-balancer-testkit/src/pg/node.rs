@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::Ctx;
 use crate::error::Error;
 use crate::process;
+use crate::text::percent_encode;
 
 /// The default deadline of [`PgNode::psql`].
 pub(crate) const PSQL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -305,20 +306,6 @@ pub(crate) fn redact_password(conninfo: &str) -> String {
         rest = &value_start[skip..];
     }
     out.push_str(rest);
-    out
-}
-
-/// `text` percent-encoded for the user-info part of a URL: everything but RFC 3986's unreserved
-/// characters.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
     out
 }
 

@@ -1,10 +1,8 @@
 //! A node's server process: starting it and waiting until it is ready, and the faults (fast
 //! stop, crash, pause) that the tests put it through.
 
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
+use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,6 +11,7 @@ use super::PgNode;
 use super::node::State;
 use crate::error::Error;
 use crate::process::{self, children_of, signal, wait_deadline, wait_gone};
+use crate::text::log_tail;
 
 /// How long a server may take to accept connections, and to shut down.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -237,26 +236,5 @@ impl PgNode {
                 node: self.name().to_owned(),
             }),
         }
-    }
-}
-
-/// The last lines of `path` written after byte `from`.
-fn log_tail(path: &Path, from: u64) -> String {
-    const MAX: u64 = 4096;
-    let Ok(mut file) = fs::File::open(path) else {
-        return format!("(no log at {})", path.display());
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = from.max(len.saturating_sub(MAX));
-    let mut text = String::new();
-    if file.seek(SeekFrom::Start(start)).is_ok() {
-        let mut buf = Vec::new();
-        let _ = file.read_to_end(&mut buf);
-        text = String::from_utf8_lossy(&buf).into_owned();
-    }
-    if text.trim().is_empty() {
-        "(the server logged nothing)".to_owned()
-    } else {
-        text.trim_end().to_owned()
     }
 }
