@@ -10,8 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rds_balancer::{
-    CredentialProvider, Credentials, Endpoint, ErrorKind, Instance, RdsConnection, Topology,
+    CredentialProvider, Credentials, Endpoint, ErrorKind, Instance, RdsConnection, SslMode,
+    Topology,
 };
+use rds_balancer_testkit::PgCluster;
+use sea_orm::ConnectionTrait;
 use support::{cluster, served_by};
 
 /// A provider that records what it was asked for and hands out short-lived passwords.
@@ -166,4 +169,104 @@ async fn a_provider_that_fails_fails_the_build_with_a_typed_error() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Credentials, "{err}");
+}
+
+#[tokio::test]
+async fn builder_tls_settings_and_fixed_credentials_reach_a_verifying_server() {
+    let cluster = PgCluster::builder().tls(true).start().unwrap();
+    cluster.create_role("fixed_app", "fixed-pw").unwrap();
+    cluster
+        .psql("postgres", "CREATE DATABASE fixed_app OWNER fixed_app")
+        .unwrap();
+    let ca = cluster.ca_path().unwrap().to_owned();
+    // No sslmode and no password in the URL: both come from the builder.
+    let url = format!(
+        "postgres://fixed_app@127.0.0.1:{}/fixed_app",
+        cluster.primary().port()
+    );
+    let builder = || {
+        RdsConnection::builder()
+            .writer(url.clone())
+            .ssl_mode(SslMode::VerifyFull)
+            .ssl_root_cert(ca.clone())
+            .sqlx_logging(false)
+    };
+    let db = builder()
+        .credentials(Credentials::new("fixed_app", "fixed-pw"))
+        .build()
+        .await
+        .unwrap();
+    let row = db
+        .query_one_raw(support::stmt(
+            &db,
+            "/*@writer*/ SELECT current_user::text AS who, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get::<String>("", "who").unwrap(), "fixed_app");
+    // Verified against the kit's CA, which no system trusts: the builder's root cert is used.
+    assert!(row.try_get::<bool>("", "ssl").unwrap());
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+
+    // The builder's mode wins over the default (`prefer`, which would use TLS here).
+    let plain = RdsConnection::builder()
+        .writer(url.clone())
+        .ssl_mode(SslMode::Disable)
+        .credentials(Credentials::new("fixed_app", "fixed-pw"))
+        .sqlx_logging(false)
+        .build()
+        .await
+        .unwrap();
+    let row = plain
+        .query_one_raw(support::stmt(
+            &plain,
+            "/*@writer*/ SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !row.try_get::<bool>("", "ssl").unwrap(),
+        "ssl_mode(Disable) applied"
+    );
+    assert!(plain.shutdown(Duration::from_secs(10)).await.drained);
+
+    // The fixed credentials are really checked: a wrong password is refused.
+    let err = builder()
+        .credentials(Credentials::new("fixed_app", "wrong"))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+}
+
+#[tokio::test]
+async fn connect_lazy_builds_without_reaching_the_hosts() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let err = RdsConnection::builder()
+        .writer(url.clone())
+        .acquire_timeout(Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    let db = RdsConnection::builder()
+        .writer(url)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy(true)
+        .build()
+        .await
+        .expect("nothing is dialled at build time");
+    // The first statement dials, and fails.
+    assert!(
+        db.execute_unprepared("SELECT 1").await.is_err(),
+        "the host was never reachable"
+    );
 }
