@@ -256,7 +256,7 @@ END $$;
 ";
 
 pub use self::error::{Error, INSTALL_HINT, MOTO_INSTALL_HINT};
-pub use self::mysql::{MARIADB_INSTALL_HINT, MariaDbCluster, MariaDbNode};
+pub use self::mysql::{MARIADB_INSTALL_HINT, MariaDbCluster, MariaDbClusterBuilder, MariaDbNode};
 pub use self::pg::{PgCluster, PgClusterBuilder, PgNode};
 pub use self::proxy::FaultProxy;
 pub use self::rds::{

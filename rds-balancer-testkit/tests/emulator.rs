@@ -1,5 +1,5 @@
-//! The moto RDS emulator against a real PostgreSQL cluster. Fails (never skips) when python3,
-//! moto or PostgreSQL is missing.
+//! The moto RDS emulator against real PostgreSQL and MariaDB clusters. Fails (never skips) when
+//! python3, moto, PostgreSQL or MariaDB is missing.
 // Helper functions of tests panic on failure like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +11,9 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rds_balancer_testkit::{Error, PgCluster, RdsEmulator, SERVER_PORT_SQL, resolve_to_loopback};
+use rds_balancer_testkit::{
+    Error, MariaDbCluster, PgCluster, RdsEmulator, SERVER_PORT_SQL, resolve_to_loopback,
+};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -134,6 +136,69 @@ fn described_pg_cluster_has_the_primary_as_writer_and_replicas_with_their_ports(
         view.endpoint
             .is_some_and(|e| resolve_to_loopback(&e).is_some())
     );
+}
+
+#[test]
+fn described_mariadb_cluster_has_the_current_primary_as_writer_and_the_nodes_ports() {
+    let rds = rds();
+    let maria = MariaDbCluster::start(1)
+        .unwrap_or_else(|e| panic!("could not start the MariaDB cluster: {e}"));
+    let ids = rds.describe_mariadb_cluster("maria-app", &maria).unwrap();
+    assert_eq!(ids, ["maria-app-primary", "maria-app-replica-1"]);
+
+    let view = rds.describe("maria-app").unwrap();
+    assert_eq!(
+        (view.engine.as_str(), view.status.as_str()),
+        ("aurora-mysql", "available")
+    );
+    let members: Vec<_> = view
+        .members
+        .iter()
+        .map(|m| (m.id.as_str(), m.is_writer, m.port))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("maria-app-primary", true, Some(maria.primary().port())),
+            (
+                "maria-app-replica-1",
+                false,
+                Some(maria.replicas()[0].port())
+            ),
+        ]
+    );
+    for member in &view.members {
+        assert_eq!(member.status, "available");
+        // Dial what the API describes, and ask the server who it is.
+        let host = member.host.as_deref().unwrap();
+        let ip = resolve_to_loopback(host).unwrap();
+        let port = member.port.unwrap();
+        TcpStream::connect((ip, port)).unwrap();
+        let node = maria.node_by_port(port).unwrap();
+        assert_eq!(node.sql("", "SELECT @@port").unwrap(), port.to_string());
+        let read_only = node.sql("", "SELECT @@read_only").unwrap();
+        assert_eq!(read_only == "0", member.is_writer, "{}", member.id);
+    }
+
+    // After a promotion the promoted node is described as the writer, the old primary not at all.
+    maria.promote(0).unwrap();
+    let ids = rds
+        .describe_mariadb_cluster("maria-promoted", &maria)
+        .unwrap();
+    assert_eq!(ids, ["maria-promoted-replica-1"]);
+    let view = rds.describe("maria-promoted").unwrap();
+    let writer = view.writer().unwrap();
+    assert_eq!(writer.port, Some(maria.primary().port()));
+    let writer_port = writer.port.unwrap();
+    assert_eq!(
+        maria
+            .node_by_port(writer_port)
+            .unwrap()
+            .sql("", "SELECT @@read_only")
+            .unwrap(),
+        "0"
+    );
+    assert_eq!(view.members.len(), 1);
 }
 
 #[test]

@@ -284,3 +284,173 @@ fn killed_test_process_leaves_no_server() {
     }
     assert!(!dir.exists(), "{} was not removed", dir.display());
 }
+
+/// Names of `nodes`, in order.
+fn names(nodes: &[MariaDbNode]) -> Vec<&str> {
+    nodes.iter().map(MariaDbNode::name).collect()
+}
+
+/// Asserts that `node` refuses a write from `user` because it is read-only.
+fn refuses_write(node: &MariaDbNode, db: &str, user: &str, password: &str, sql: &str) {
+    match node.sql_as(db, user, password, sql) {
+        Err(Error::Command { stderr, .. }) => assert!(stderr.contains("read-only"), "{stderr}"),
+        other => panic!("{} accepted a write from {user}: {other:?}", node.name()),
+    }
+}
+
+#[test]
+fn failover_promotes_a_writable_replica_that_the_others_follow() {
+    let cluster = start(3);
+    let db = "failover";
+    cluster.create_database(db).unwrap();
+    cluster.create_user("app", "pw").unwrap();
+    cluster
+        .sql(
+            db,
+            "CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1)",
+        )
+        .unwrap();
+    cluster.wait_replicated(WAIT).unwrap();
+    match cluster.promote(3) {
+        Err(Error::NoSuchReplica { index: 3, count: 3 }) => {}
+        other => panic!("promote(3) of 3 replicas: {other:?}"),
+    }
+    let old_port = cluster.primary().port();
+    let [r1, r2, r3] = [0, 1, 2].map(|i| cluster.replicas()[i].port());
+
+    // replica-3 is down during the failover: it is re-pointed when it starts.
+    cluster.replicas()[2].stop().unwrap();
+    cluster.primary().kill().unwrap();
+    cluster.promote(0).unwrap();
+
+    let primary = cluster.primary();
+    assert_eq!((primary.name(), primary.port()), ("replica-1", r1));
+    assert!(!primary.is_replica());
+    assert_eq!(names(cluster.replicas()), ["replica-2", "replica-3"]);
+    assert!(cluster.replicas().iter().all(MariaDbNode::is_replica));
+    assert!(cluster.replicas().iter().all(|r| r.port() != old_port));
+    assert_eq!(cluster.nodes().count(), 4);
+    assert_eq!(cluster.node_by_port(old_port).unwrap().name(), "primary");
+    assert_eq!(primary.sql("", "SELECT @@read_only").unwrap(), "0");
+    // A user without SUPER writes on the new primary; replica-2 still refuses it.
+    primary
+        .sql_as(db, "app", "pw", "INSERT INTO t VALUES (2)")
+        .unwrap();
+    cluster.wait_replicated(WAIT).unwrap();
+    let replica2 = cluster.node_by_port(r2).unwrap();
+    assert_eq!(count(replica2, db, "t"), "2");
+    assert_eq!(replica2.sql("", "SELECT @@read_only").unwrap(), "1");
+    refuses_write(replica2, db, "app", "pw", "INSERT INTO t VALUES (99)");
+
+    // replica-3, re-pointed while stopped, follows the new primary once started.
+    let replica3 = cluster.node_by_port(r3).unwrap();
+    replica3.start().unwrap();
+    cluster.wait_replicated(WAIT).unwrap();
+    assert_eq!(count(replica3, db, "t"), "2");
+    assert_eq!(replica3.sql("", "SELECT @@read_only").unwrap(), "1");
+    refuses_write(replica3, db, "app", "pw", "INSERT INTO t VALUES (99)");
+
+    // The promoted node restarted stays writable, and the replicas reconnect to it.
+    primary.stop().unwrap();
+    primary.start().unwrap();
+    assert_eq!(primary.sql("", "SELECT @@read_only").unwrap(), "0");
+    primary
+        .sql_as(db, "app", "pw", "INSERT INTO t VALUES (3)")
+        .unwrap();
+    cluster.wait_replicated(WAIT).unwrap();
+    assert_eq!(count(replica2, db, "t"), "3");
+    assert_eq!(count(replica3, db, "t"), "3");
+
+    // A second failover, with replica-3 paused: it follows once resumed.
+    replica3.pause().unwrap();
+    primary.kill().unwrap();
+    cluster.promote(0).unwrap();
+    assert_eq!(cluster.primary().name(), "replica-2");
+    assert_eq!(names(cluster.replicas()), ["replica-3"]);
+    replica3.resume().unwrap();
+    cluster
+        .primary()
+        .sql_as(db, "app", "pw", "INSERT INTO t VALUES (4)")
+        .unwrap();
+    cluster.wait_replicated(WAIT).unwrap();
+    assert_eq!(count(replica3, db, "t"), "4");
+    refuses_write(replica3, db, "app", "pw", "INSERT INTO t VALUES (99)");
+    // A killed former primary comes back as it was: writable, replicating from no one, in
+    // neither list.
+    let first = cluster.node_by_port(old_port).unwrap();
+    first.start().unwrap();
+    assert!(!first.is_replica());
+    assert_eq!(first.sql("", "SELECT @@read_only").unwrap(), "0");
+    assert_eq!(first.sql("", "SHOW SLAVE STATUS").unwrap(), "");
+    assert_eq!(cluster.primary().name(), "replica-2");
+    assert!(cluster.replicas().iter().all(|r| r.port() != old_port));
+}
+
+#[test]
+fn promoting_a_stopped_replica_fails_and_changes_nothing() {
+    let cluster = start(1);
+    let replica = &cluster.replicas()[0];
+    replica.stop().unwrap();
+    match cluster.promote(0) {
+        Err(Error::NotRunning { node }) => assert_eq!(node, "replica-1"),
+        other => panic!("a stopped replica was promoted: {other:?}"),
+    }
+    assert_eq!(cluster.primary().name(), "primary");
+    assert_eq!(names(cluster.replicas()), ["replica-1"]);
+    replica.start().unwrap();
+    assert!(replica.is_replica());
+    assert_eq!(replica.sql("", "SELECT @@read_only").unwrap(), "1");
+    cluster.create_database("after_refused_promotion").unwrap();
+    let sql = "SELECT schema_name FROM information_schema.schemata \
+               WHERE schema_name = 'after_refused_promotion'";
+    assert_eq!(replica.sql("", sql).unwrap(), "after_refused_promotion");
+}
+
+#[test]
+fn set_password_refuses_the_old_password_on_every_node() {
+    let cluster = shared();
+    cluster.create_user("rotated", "old'pw").unwrap();
+    for node in cluster.nodes() {
+        assert_eq!(
+            node.sql_as("", "rotated", "old'pw", "SELECT CURRENT_USER()")
+                .unwrap(),
+            "rotated@%"
+        );
+    }
+    cluster.set_password("rotated", "new\\pw").unwrap();
+    for node in cluster.nodes() {
+        match node.sql_as("", "rotated", "old'pw", "SELECT 1") {
+            Err(Error::Command { stderr, .. }) => {
+                assert!(stderr.contains("Access denied"), "{stderr}")
+            }
+            other => panic!("{} accepted the old password: {other:?}", node.name()),
+        }
+        assert_eq!(
+            node.sql_as("", "rotated", "new\\pw", "SELECT CURRENT_USER()")
+                .unwrap(),
+            "rotated@%",
+            "{}",
+            node.name()
+        );
+    }
+}
+
+#[test]
+fn builder_sets_max_connections_on_every_node() {
+    let cluster = MariaDbCluster::builder()
+        .replicas(1)
+        .max_connections(20)
+        .start()
+        .unwrap_or_else(|e| panic!("could not start the MariaDB cluster: {e}"));
+    assert_eq!(cluster.max_connections(), 20);
+    assert_eq!(names(cluster.replicas()), ["replica-1"]);
+    for node in cluster.nodes() {
+        assert_eq!(node.sql("", "SELECT @@max_connections").unwrap(), "20");
+    }
+    cluster.create_database("limited").unwrap();
+    let shared = shared();
+    assert_eq!(shared.max_connections(), 200);
+    for node in shared.nodes() {
+        assert_eq!(node.sql("", "SELECT @@max_connections").unwrap(), "200");
+    }
+}

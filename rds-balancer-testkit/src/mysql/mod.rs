@@ -2,18 +2,22 @@
 //! ([`MariaDbNode`]).
 //!
 //! The steps are those of `shared/recipes/mariadb-replica.sh`: `mariadb-install-db` per node,
-//! `mariadbd` on a loopback port with `--log-bin` on the primary and `--read-only=ON` on the
-//! replicas, then `CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos` on each replica. Unlike the
-//! recipe, the servers run as the `mysql` OS user when the test process is root, like the
-//! PostgreSQL servers run as `postgres`.
+//! `mariadbd` on a loopback port with `--read-only=ON` on the replicas, then `CHANGE MASTER TO
+//! ... MASTER_USE_GTID=slave_pos` on each replica. Unlike the recipe, every node writes a binary
+//! log, of what it applies too (`--log-bin --log-slave-updates`), so that a replica can be
+//! promoted and the others re-pointed at it by GTID; and the servers run as the `mysql` OS user
+//! when the test process is root, like the PostgreSQL servers run as `postgres`.
 
 mod cluster;
+mod layout;
 mod node;
+mod options;
 
 use std::path::{Path, PathBuf};
 
 pub use self::cluster::MariaDbCluster;
 pub use self::node::MariaDbNode;
+pub use self::options::MariaDbClusterBuilder;
 use crate::error::Error;
 use crate::process::RunAs;
 
@@ -21,12 +25,15 @@ use crate::process::RunAs;
 pub const MARIADB_INSTALL_HINT: &str =
     "apt-get update && apt-get install -y mariadb-server mariadb-client";
 
-/// What every node of a cluster shares: the binaries, the OS user and the cluster's directory.
+/// What every node of a cluster shares: the binaries, the OS user, the cluster's directory and
+/// the servers' settings.
 #[derive(Debug)]
 struct Ctx {
     bin: MariaDbBin,
     run_as: RunAs,
     root: PathBuf,
+    /// Every server's `--max-connections`.
+    max_connections: u32,
 }
 
 /// The MariaDB programs the kit runs.

@@ -1,6 +1,7 @@
 //! One MariaDB server of a cluster: its identity, its process (start, stop, crash, pause) and
 //! how to query it with the `mariadb` client.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -11,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::Ctx;
+use super::cluster::quote_string;
 use crate::error::Error;
 use crate::process::{self, signal, wait_deadline, wait_gone};
 use crate::text::log_tail;
@@ -25,8 +27,9 @@ const SQL_TIMEOUT: Duration = Duration::from_secs(60);
 /// One MariaDB server of a [`MariaDbCluster`](crate::MariaDbCluster): its name, port and data,
 /// and the faults it can be put through (stop, crash, pause, restart).
 ///
-/// Obtained from the cluster (`primary()`, `replicas()`, `nodes()`); it keeps its name and port
-/// across restarts.
+/// Obtained from the cluster (`primary()`, `replicas()`, `nodes()`); it keeps its name, port and
+/// role (primary or replica, changed by
+/// [`MariaDbCluster::promote`](crate::MariaDbCluster::promote)) across restarts.
 pub struct MariaDbNode {
     inner: Arc<Inner>,
 }
@@ -35,24 +38,59 @@ struct Inner {
     ctx: Arc<Ctx>,
     name: String,
     port: u16,
-    /// `@@server_id`: 1 for the primary, 2, 3, ... for the replicas.
+    /// `@@server_id`: 1 for the first primary, 2, 3, ... for the first replicas. It never
+    /// changes (a promotion changes the role, not the id), so every node's GTIDs stay apart.
     server_id: u32,
     /// `<cluster dir>/<name>`: holds `data/`, `tmp/`, `mariadb.sock` and `mariadb.log`.
     dir: PathBuf,
     state: Mutex<State>,
 }
 
-/// The server process, guarded by the node's lock.
-#[derive(Default)]
+/// The server process and the node's role, guarded by the node's lock.
 struct State {
     /// `mariadbd`, a child of this process (never daemonized).
     server: Option<Child>,
     /// Stopped with `SIGSTOP` by `pause`.
     paused: bool,
+    /// What the node is now; the next `start` runs it as such (a promoted node comes back
+    /// writable, a replica read-only).
+    role: Role,
+    /// The port of the primary a replica must be (re-)pointed at, when that could not be done
+    /// yet: the node was stopped or paused when told to follow. Applied by the next `start` (which
+    /// then keeps the old replication connection from starting) or `resume`.
+    repoint: Option<u16>,
+}
+
+/// A node's role in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// Writable (`read_only=0`), replicating from no one.
+    Primary,
+    /// `--read-only=ON`, replicating (binary log, GTID) from the primary it was pointed at.
+    Replica,
+}
+
+/// `SHOW SLAVE STATUS` of a replica, by column name (`Slave_IO_Running`, `Master_Port`,
+/// `Gtid_IO_Pos`, ...); empty when it replicates from no one.
+pub(super) type SlaveStatus = BTreeMap<String, String>;
+
+/// The value of `column` in `status`, or "" when missing.
+pub(super) fn status_field<'a>(status: &'a SlaveStatus, column: &str) -> &'a str {
+    status.get(column).map_or("", String::as_str)
+}
+
+/// Points a (stopped) replication connection at the primary on `port`, from the GTID position the
+/// node has applied (`MASTER_USE_GTID=slave_pos`): no binary log file or position is needed, so
+/// any node that logged the same transactions (`--log-slave-updates`) can serve it.
+fn change_master(port: u16) -> String {
+    format!(
+        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='root', \
+         MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1"
+    )
 }
 
 impl MariaDbNode {
-    pub(super) fn new(ctx: Arc<Ctx>, name: &str, server_id: u32, port: u16) -> Self {
+    pub(super) fn new(ctx: Arc<Ctx>, name: &str, server_id: u32, port: u16, role: Role) -> Self {
         let dir = ctx.root().join(name);
         MariaDbNode {
             inner: Arc::new(Inner {
@@ -61,7 +99,12 @@ impl MariaDbNode {
                 port,
                 server_id,
                 dir,
-                state: Mutex::default(),
+                state: Mutex::new(State {
+                    server: None,
+                    paused: false,
+                    role,
+                    repoint: None,
+                }),
             }),
         }
     }
@@ -83,14 +126,18 @@ impl MariaDbNode {
         self.inner.port
     }
 
-    /// Its `@@server_id`: 1 for the primary, then 2, 3, ... for `replica-1`, `replica-2`, ...
+    /// Its `@@server_id`: 1 for `primary`, then 2, 3, ... for `replica-1`, `replica-2`, ...
+    /// It stays the same when the node is promoted.
     pub fn server_id(&self) -> u32 {
         self.inner.server_id
     }
 
-    /// Whether it was started as a replica (`--read-only=ON`, replicating from the primary).
+    /// Whether it is a replica (`read_only=1`, replicating from the cluster's primary): true for
+    /// the replicas until one is promoted with
+    /// [`MariaDbCluster::promote`](crate::MariaDbCluster::promote), which makes it false for that
+    /// one. Kept across restarts.
     pub fn is_replica(&self) -> bool {
-        self.inner.server_id != 1
+        self.lock().role == Role::Replica
     }
 
     /// A connection URL for database `db` as `root` with no password (over TCP):
@@ -198,15 +245,19 @@ impl MariaDbNode {
     }
 
     /// Starts the server (again, after [`stop`](Self::stop) or [`kill`](Self::kill)) and waits
-    /// until it accepts connections; a replica resumes replicating by itself (it may still be
-    /// catching up: [`MariaDbCluster::wait_replicated`](crate::MariaDbCluster::wait_replicated)
-    /// waits for that). Does nothing when it is already running.
+    /// until it accepts connections. It starts as what it is now: a replica read-only, resuming
+    /// replication by itself (it may still be catching up:
+    /// [`MariaDbCluster::wait_replicated`](crate::MariaDbCluster::wait_replicated) waits for
+    /// that), first re-pointed at the new primary when
+    /// [`MariaDbCluster::promote`](crate::MariaDbCluster::promote) ran while it was down; a
+    /// primary, a promoted replica included, writable. Does nothing when it is already running.
     pub fn start(&self) -> Result<(), Error> {
         let mut state = self.lock();
         if Self::alive(&mut state) {
             return Ok(());
         }
-        *state = State::default();
+        state.server = None;
+        state.paused = false;
         let log_path = self.log_path();
         let log_start = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
         let ctx = self.ctx();
@@ -227,16 +278,21 @@ impl MariaDbNode {
                 "--innodb-buffer-pool-size=32M",
                 "--innodb-flush-log-at-trx-commit=0",
                 "--sync-binlog=0",
-                "--max-connections=200",
-            ]);
-        if self.is_replica() {
-            cmd.args([
-                "--read-only=ON",
+                // Every node logs what it applies too, so that any replica can become the
+                // primary the others replicate from (GTIDs: domain 0, each node its server id).
+                "--log-bin=mysql-bin",
+                "--log-slave-updates",
+                "--binlog-format=ROW",
                 "--relay-log=relay-bin",
                 "--slave-net-timeout=5",
-            ]);
-        } else {
-            cmd.args(["--log-bin=mysql-bin", "--binlog-format=ROW"]);
+            ])
+            .arg(format!("--max-connections={}", ctx.max_connections));
+        if state.role == Role::Replica {
+            cmd.arg("--read-only=ON");
+            if state.repoint.is_some() {
+                // Not to the old primary: `apply_repoint` starts it once pointed at the new one.
+                cmd.arg("--skip-slave-start");
+            }
         }
         // Its own process group: signals aimed at the test's group (Ctrl-C) do not reach it; the
         // supervisor and Drop stop it.
@@ -247,13 +303,103 @@ impl MariaDbNode {
             .spawn()
             .map_err(|e| Error::io(format!("could not start mariadbd for {}", self.name()), e))?;
         state.server = Some(child);
-        match self.wait_ready(&mut state, log_start) {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                Self::crash(&mut state);
-                Err(err)
-            }
+        if let Err(err) = self.wait_ready(&mut state, log_start) {
+            Self::crash(&mut state);
+            return Err(err);
         }
+        self.apply_repoint(&mut state)
+    }
+
+    /// Makes this node a replica of the primary listening on `source_port` (`STOP SLAVE; CHANGE
+    /// MASTER TO ... MASTER_USE_GTID=slave_pos; START SLAVE`, with `read_only=1`) and records
+    /// the role. A stopped or paused node is re-pointed when started or resumed.
+    pub(super) fn follow(&self, source_port: u16) -> Result<(), Error> {
+        let mut state = self.lock();
+        state.role = Role::Replica;
+        state.repoint = Some(source_port);
+        if Self::alive(&mut state) && !state.paused {
+            self.apply_repoint(&mut state)?;
+        }
+        Ok(())
+    }
+
+    /// Carries out a pending [`follow`](Self::follow) on the running server.
+    fn apply_repoint(&self, state: &mut State) -> Result<(), Error> {
+        let Some(port) = state.repoint else {
+            return Ok(());
+        };
+        self.sql(
+            "",
+            &format!(
+                "SET GLOBAL read_only = 1; STOP SLAVE; {}; START SLAVE",
+                change_master(port)
+            ),
+        )?;
+        state.repoint = None;
+        Ok(())
+    }
+
+    /// Makes this replica a primary, as a failover does: stops fetching from the old primary,
+    /// waits (up to `timeout`) until it has applied every transaction it had received, then
+    /// `STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0`, and records the role, so that it
+    /// stays writable across restarts. Fails with [`Error::NotRunning`] when the server is not
+    /// running or is paused.
+    pub(super) fn promote(&self, timeout: Duration) -> Result<(), Error> {
+        let mut state = self.lock();
+        if !Self::alive(&mut state) || state.paused {
+            return Err(Error::NotRunning {
+                node: self.name().to_owned(),
+            });
+        }
+        self.sql("", "STOP SLAVE IO_THREAD")?;
+        let received = self.slave_status()?;
+        let received = status_field(&received, "Gtid_IO_Pos");
+        if !received.is_empty() && !self.gtid_wait(received, timeout)? {
+            let applied = self.sql("", "SELECT @@gtid_slave_pos").unwrap_or_default();
+            // Leave it replicating as it was.
+            let _ = self.sql("", "START SLAVE IO_THREAD");
+            return Err(Error::Timeout {
+                what: format!(
+                    "{} to apply the transactions it received ({received}) before its \
+                     promotion (it applied {applied:?})",
+                    self.name()
+                ),
+                after: timeout,
+            });
+        }
+        self.sql("", "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0")?;
+        state.role = Role::Primary;
+        state.repoint = None;
+        Ok(())
+    }
+
+    /// `SELECT MASTER_GTID_WAIT(pos, timeout)`: whether the node applied (as a replica)
+    /// everything up to GTID position `pos` within `timeout`.
+    pub(super) fn gtid_wait(&self, pos: &str, timeout: Duration) -> Result<bool, Error> {
+        let waited = self.sql_with_timeout(
+            "",
+            &format!(
+                "SELECT MASTER_GTID_WAIT({}, {})",
+                quote_string(pos),
+                timeout.as_secs_f64()
+            ),
+            timeout + Duration::from_secs(10),
+        )?;
+        Ok(waited == "0")
+    }
+
+    /// Its `SHOW SLAVE STATUS`, by column name; empty when it replicates from no one.
+    pub(super) fn slave_status(&self) -> Result<SlaveStatus, Error> {
+        let out = self.run_client("", "root", None, "SHOW SLAVE STATUS", SQL_TIMEOUT, true)?;
+        let mut lines = out.lines();
+        let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+            return Ok(SlaveStatus::new());
+        };
+        Ok(names
+            .split('\t')
+            .zip(values.split('\t'))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect())
     }
 
     fn wait_ready(&self, state: &mut State, log_start: u64) -> Result<(), Error> {
@@ -378,7 +524,8 @@ impl MariaDbNode {
         Ok(())
     }
 
-    /// Resumes a paused server (`SIGCONT`).
+    /// Resumes a paused server (`SIGCONT`). A replica re-pointed at a new primary while paused
+    /// ([`MariaDbCluster::promote`](crate::MariaDbCluster::promote)) is re-pointed now.
     pub fn resume(&self) -> Result<(), Error> {
         let mut state = self.lock();
         let pid = self.running_pid(&mut state)?;
@@ -386,7 +533,7 @@ impl MariaDbNode {
             signal("CONT", &[pid])?;
             state.paused = false;
         }
-        Ok(())
+        self.apply_repoint(&mut state)
     }
 
     fn running_pid(&self, state: &mut State) -> Result<u32, Error> {
@@ -419,15 +566,16 @@ impl MariaDbNode {
         sql: &str,
         timeout: Duration,
     ) -> Result<String, Error> {
-        self.run_client(db, "root", None, sql, timeout)
+        self.run_client(db, "root", None, sql, timeout, false)
     }
 
     /// Like [`sql`](Self::sql), connecting as `user` with `password`: a user without `SUPER` is
     /// refused writes on a replica ([`Error::Command`] whose `stderr` says `--read-only`).
     pub fn sql_as(&self, db: &str, user: &str, password: &str, sql: &str) -> Result<String, Error> {
-        self.run_client(db, user, Some(password), sql, SQL_TIMEOUT)
+        self.run_client(db, user, Some(password), sql, SQL_TIMEOUT, false)
     }
 
+    /// Runs the client; the output has a first line of column names when `column_names`.
     fn run_client(
         &self,
         db: &str,
@@ -435,25 +583,22 @@ impl MariaDbNode {
         password: Option<&str>,
         sql: &str,
         timeout: Duration,
+        column_names: bool,
     ) -> Result<String, Error> {
         let ctx = self.ctx();
         let mut cmd = ctx.run_as.command(&ctx.bin.client, ctx.root());
-        cmd.args([
-            "--no-defaults",
-            "--protocol=TCP",
-            "-h",
-            "127.0.0.1",
-            "-N",
-            "-B",
-        ])
-        .arg(format!("--port={}", self.port()))
-        .arg(format!("--user={user}"))
-        // Past `timeout` when that is short, so that a paused server (which accepts the TCP
-        // connection but never greets) is reported as an `Error::Timeout`.
-        .arg(format!(
-            "--connect-timeout={}",
-            (timeout.as_secs() + 1).clamp(2, 10)
-        ));
+        cmd.args(["--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-B"]);
+        if !column_names {
+            cmd.arg("-N");
+        }
+        cmd.arg(format!("--port={}", self.port()))
+            .arg(format!("--user={user}"))
+            // Past `timeout` when that is short, so that a paused server (which accepts the TCP
+            // connection but never greets) is reported as an `Error::Timeout`.
+            .arg(format!(
+                "--connect-timeout={}",
+                (timeout.as_secs() + 1).clamp(2, 10)
+            ));
         if let Some(password) = password {
             // Not on the command line, where `ps` would show it.
             cmd.env("MYSQL_PWD", password);
@@ -479,6 +624,8 @@ impl fmt::Debug for MariaDbNode {
             .field("name", &self.inner.name)
             .field("port", &self.inner.port)
             .field("server_id", &self.inner.server_id)
+            // Not waiting for the lock: a start may hold it for seconds.
+            .field("role", &self.inner.state.try_lock().map(|s| s.role).ok())
             .field("dir", &self.inner.dir)
             .finish_non_exhaustive()
     }

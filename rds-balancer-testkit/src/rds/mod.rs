@@ -21,6 +21,7 @@ pub use self::model::{EmulatedCluster, EmulatedInstance, resolve_to_loopback};
 pub use self::secrets::SecretVersion;
 use self::server::Server;
 use crate::error::Error;
+use crate::mysql::MariaDbCluster;
 use crate::pg::PgCluster;
 
 /// moto's RDS API in server mode on a loopback port, describing local clusters; Secrets Manager
@@ -162,12 +163,54 @@ impl RdsEmulator {
         cluster_id: &str,
         cluster: &PgCluster,
     ) -> Result<Vec<String>, Error> {
-        self.create_cluster(cluster_id, "aurora-postgresql")?;
         let nodes = std::iter::once(cluster.primary()).chain(cluster.replicas());
+        let nodes = nodes.map(|node| (node.name(), node.port()));
+        self.describe_nodes(cluster_id, "aurora-postgresql", nodes)
+    }
+
+    /// Describes `cluster` as Aurora MySQL cluster `cluster_id`: creates the cluster, then one
+    /// instance per node, the current primary first (so it is the writer), each with its node's
+    /// port. Returns the instance ids in that order: `<cluster_id>-primary`,
+    /// `<cluster_id>-replica-1`, ... (named after the nodes, lower-cased as RDS does).
+    ///
+    /// ```no_run
+    /// use rds_balancer_testkit::{MariaDbCluster, RdsEmulator};
+    ///
+    /// # fn main() -> Result<(), rds_balancer_testkit::Error> {
+    /// let cluster = MariaDbCluster::start(1)?;
+    /// let rds = RdsEmulator::start()?;
+    /// let ids = rds.describe_mariadb_cluster("app", &cluster)?; // app-primary, app-replica-1
+    /// let view = rds.describe("app")?;
+    /// assert_eq!(view.engine, "aurora-mysql");
+    /// let writer = view.writer().and_then(|w| w.port);
+    /// assert_eq!(writer, Some(cluster.primary().port()));
+    /// rds.failover("app", &ids[1])?; // the API now says replica-1 is the writer
+    /// # Ok(()) }
+    /// ```
+    pub fn describe_mariadb_cluster(
+        &self,
+        cluster_id: &str,
+        cluster: &MariaDbCluster,
+    ) -> Result<Vec<String>, Error> {
+        let nodes = std::iter::once(cluster.primary()).chain(cluster.replicas());
+        let nodes = nodes.map(|node| (node.name(), node.port()));
+        self.describe_nodes(cluster_id, "aurora-mysql", nodes)
+    }
+
+    /// Creates cluster `cluster_id` with `engine`, then one instance per `(node name, port)`, in
+    /// order (the first is the writer), named `<cluster_id>-<node name>` lower-cased; returns
+    /// those ids.
+    fn describe_nodes<'a>(
+        &self,
+        cluster_id: &str,
+        engine: &str,
+        nodes: impl IntoIterator<Item = (&'a str, u16)>,
+    ) -> Result<Vec<String>, Error> {
+        self.create_cluster(cluster_id, engine)?;
         let mut ids = Vec::new();
-        for node in nodes {
-            let id = format!("{cluster_id}-{}", node.name()).to_ascii_lowercase();
-            self.add_instance(cluster_id, &id, node.port(), None)?;
+        for (name, port) in nodes {
+            let id = format!("{cluster_id}-{name}").to_ascii_lowercase();
+            self.add_instance(cluster_id, &id, port, None)?;
             ids.push(id);
         }
         Ok(ids)
