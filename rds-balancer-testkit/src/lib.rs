@@ -198,6 +198,7 @@
 //! ```
 
 mod error;
+mod history;
 mod mysql;
 mod net;
 mod pg;

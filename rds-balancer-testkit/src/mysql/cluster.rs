@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::layout::History;
 use super::node::{Role, SlaveStatus, status_field};
 use super::options::MariaDbClusterBuilder;
 use super::{Ctx, MariaDbBin, MariaDbNode};
 use crate::error::Error;
+use crate::history::History;
 use crate::net::free_port;
 use crate::process::RunAs;
 use crate::supervisor::Supervisor;

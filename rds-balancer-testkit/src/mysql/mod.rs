@@ -9,7 +9,6 @@
 //! when the test process is root, like the PostgreSQL servers run as `postgres`.
 
 mod cluster;
-mod layout;
 mod node;
 mod options;
 

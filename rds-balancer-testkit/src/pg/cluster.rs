@@ -2,8 +2,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use super::options::PgClusterBuilder;
 use super::tls::Tls;
 use super::{Ctx, PgNode, setup};
 use crate::error::Error;
+use crate::history::History;
 use crate::net::free_port;
 use crate::process::RunAs;
 use crate::supervisor::Supervisor;
@@ -30,12 +30,8 @@ pub(super) const REPLICATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// `SIGKILL`), a supervisor process does the same.
 pub struct PgCluster {
     pub(super) ctx: Arc<Ctx>,
-    /// Roles at start; then one slot per promotion (each promotion uses up a replica).
-    pub(super) initial: Layout,
-    pub(super) promoted: Box<[OnceLock<Layout>]>,
-    /// 0 for `initial`, k for `promoted[k - 1]`.
-    pub(super) current: AtomicUsize,
-    pub(super) promote_lock: Mutex<()>,
+    /// Who is primary and who replicates from it; each promotion uses up a replica.
+    pub(super) layout: History<Layout>,
     /// What it was started with.
     options: PgClusterBuilder,
     /// Its CA and server certificate, when it serves TLS.
@@ -167,13 +163,13 @@ impl PgCluster {
         super::replication::wait_streaming(&primary, &replica_nodes, REPLICATION_TIMEOUT)?;
         Ok(PgCluster {
             ctx,
-            initial: Layout {
-                primary,
-                replicas: replica_nodes.into(),
-            },
-            promoted: (0..replicas).map(|_| OnceLock::new()).collect(),
-            current: AtomicUsize::new(0),
-            promote_lock: Mutex::new(()),
+            layout: History::new(
+                Layout {
+                    primary,
+                    replicas: replica_nodes.into(),
+                },
+                replicas,
+            ),
             options,
             tls,
             teardown,
@@ -181,14 +177,7 @@ impl PgCluster {
     }
 
     pub(super) fn layout(&self) -> &Layout {
-        match self.current.load(Ordering::Acquire) {
-            0 => &self.initial,
-            k => self
-                .promoted
-                .get(k - 1)
-                .and_then(OnceLock::get)
-                .unwrap_or(&self.initial),
-        }
+        self.layout.current()
     }
 
     /// The current primary (after [`promote`](Self::promote), the promoted node).

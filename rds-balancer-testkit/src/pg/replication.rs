@@ -1,6 +1,5 @@
 //! Replication: waiting for replicas to catch up, and promoting one.
 
-use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -72,18 +71,13 @@ impl PgCluster {
     /// this times out naming it: call [`wait_replicated`](Self::wait_replicated) before killing
     /// the primary, as a test of a clean failover should.
     pub fn promote(&self, replica: usize) -> Result<(), Error> {
-        let _guard = self
-            .promote_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let k = self.current.load(Ordering::Acquire);
-        let layout = self.layout();
+        let mut change = self.layout.change();
+        let layout = change.current();
         let no_such = Error::NoSuchReplica {
             index: replica,
             count: layout.replicas.len(),
         };
-        let (Some(target), Some(slot)) = (layout.replicas.get(replica), self.promoted.get(k))
-        else {
+        let Some(target) = layout.replicas.get(replica) else {
             return Err(no_such);
         };
         let ctx = &self.ctx;
@@ -106,10 +100,9 @@ impl PgCluster {
             primary: target.handle(),
             replicas: others.into(),
         };
-        if slot.set(next).is_err() {
+        if change.replace(next).is_err() {
             return Err(no_such);
         }
-        self.current.store(k + 1, Ordering::Release);
         for other in self.replicas() {
             other.follow(target)?;
         }

@@ -1,4 +1,5 @@
-//! Who is primary and who replicates from it, as promotions change it, readable by reference.
+//! Who is primary and who replicates from it, as promotions change it, readable by reference
+//! (both kinds of cluster).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -11,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 /// history, so references to older versions stay valid. Replacing takes a lock
 /// ([`change`](Self::change)); reading does not.
 #[derive(Debug)]
-pub(super) struct History<T> {
+pub(crate) struct History<T> {
     initial: T,
     /// One slot per replacement, filled in order.
     later: Box<[OnceLock<T>]>,
@@ -22,7 +23,7 @@ pub(super) struct History<T> {
 
 impl<T> History<T> {
     /// A history whose current version is `initial`, that can be replaced `capacity` times.
-    pub(super) fn new(initial: T, capacity: usize) -> Self {
+    pub(crate) fn new(initial: T, capacity: usize) -> Self {
         History {
             initial,
             later: (0..capacity).map(|_| OnceLock::new()).collect(),
@@ -32,7 +33,7 @@ impl<T> History<T> {
     }
 
     /// The current version.
-    pub(super) fn current(&self) -> &T {
+    pub(crate) fn current(&self) -> &T {
         match self.current.load(Ordering::Acquire) {
             0 => &self.initial,
             k => self
@@ -45,7 +46,7 @@ impl<T> History<T> {
 
     /// Locks out other changes until the returned [`Change`] is dropped, so that what it reads
     /// stays current while it works out the next version.
-    pub(super) fn change(&self) -> Change<'_, T> {
+    pub(crate) fn change(&self) -> Change<'_, T> {
         Change {
             history: self,
             _lock: self
@@ -58,20 +59,20 @@ impl<T> History<T> {
 
 /// The right to replace a [`History`]'s current version, from [`History::change`].
 #[derive(Debug)]
-pub(super) struct Change<'a, T> {
+pub(crate) struct Change<'a, T> {
     history: &'a History<T>,
     _lock: MutexGuard<'a, ()>,
 }
 
 impl<'a, T> Change<'a, T> {
     /// The current version.
-    pub(super) fn current(&self) -> &'a T {
+    pub(crate) fn current(&self) -> &'a T {
         self.history.current()
     }
 
     /// Makes `next` the current version and returns it; gives `next` back when the history has
     /// been replaced as many times as it can be.
-    pub(super) fn replace(&mut self, next: T) -> Result<&'a T, T> {
+    pub(crate) fn replace(&mut self, next: T) -> Result<&'a T, T> {
         let history = self.history;
         let k = history.current.load(Ordering::Acquire);
         let Some(slot) = history.later.get(k) else {
