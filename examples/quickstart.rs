@@ -1,7 +1,9 @@
-//! Quickstart: a real local PostgreSQL cluster (a primary and two streaming replicas, started by
-//! the test kit), a few SeaORM operations through an `RdsConnection`, and which server ran each.
+//! Quickstart: a real local cluster (a primary and two replicas, started by the test kit), a few
+//! SeaORM operations through an `RdsConnection`, and which server ran each; then an RDS API
+//! emulator describes the cluster and the balancer follows it as readers come and go.
 //!
-//! Run it with `cargo run -p rds-balancer --example quickstart`.
+//! Run it with `cargo run -p rds-balancer --example quickstart` (PostgreSQL), or
+//! `cargo run -p rds-balancer --example quickstart -- --mysql` (MariaDB, as Aurora MySQL).
 #![allow(clippy::print_stdout)]
 
 use std::time::Duration;
@@ -12,9 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rds_balancer::{
     BalancerOptions, RdsApiSource, RdsConnection, TopologyChange, read_replica, writer,
 };
-use rds_balancer_testkit::{PgCluster, RdsEmulator, resolve_to_loopback};
+use rds_balancer_testkit::{
+    MariaDbCluster, MariaDbNode, PgCluster, RdsEmulator, resolve_to_loopback,
+};
 use sea_orm::entity::prelude::*;
-use sea_orm::{AccessMode, ActiveValue::Set, Statement, TransactionTrait};
+use sea_orm::{AccessMode, ActiveValue::Set, DbBackend, Statement, TransactionTrait};
 
 /// A table whose `served_by` column a trigger fills with the port of the server that wrote it.
 #[allow(unreachable_pub)]
@@ -36,15 +40,110 @@ mod cake {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-const SCHEMA: &str = "
+const PG_SCHEMA: &str = "
 CREATE TABLE cake (id serial PRIMARY KEY, name text NOT NULL, served_by int);
 CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN NEW.served_by := inet_server_port(); RETURN NEW; END $$;
 CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON cake FOR EACH ROW EXECUTE FUNCTION stamp();";
 
+const MYSQL_SCHEMA: &str = "
+CREATE TABLE cake (id int AUTO_INCREMENT PRIMARY KEY, name varchar(255) NOT NULL, served_by int);
+CREATE TRIGGER stamp_insert BEFORE INSERT ON cake FOR EACH ROW SET NEW.served_by = @@port;
+CREATE TRIGGER stamp_update BEFORE UPDATE ON cake FOR EACH ROW SET NEW.served_by = @@port;";
+
+/// The local cluster: PostgreSQL, or MariaDB standing in for Aurora MySQL.
+enum Local {
+    Postgres(PgCluster),
+    MySql(MariaDbCluster),
+}
+
+impl Local {
+    /// Starts a primary and two replicas with the `cake` table.
+    fn start(mysql: bool) -> Result<Local, rds_balancer_testkit::Error> {
+        if mysql {
+            let cluster = MariaDbCluster::start(2)?;
+            cluster.create_database("demo")?;
+            cluster.sql("demo", MYSQL_SCHEMA)?;
+            // The application's user: the replicas' read_only refuses its writes (root's not).
+            cluster.create_user("app", "app-password")?;
+            Ok(Local::MySql(cluster))
+        } else {
+            let cluster = PgCluster::start(2)?;
+            cluster.psql("postgres", PG_SCHEMA)?;
+            cluster.wait_replicated(Duration::from_secs(30))?;
+            Ok(Local::Postgres(cluster))
+        }
+    }
+
+    /// The URLs of the primary and of the two replicas.
+    fn urls(&self) -> [String; 3] {
+        match self {
+            Local::Postgres(c) => [
+                c.primary().url("postgres"),
+                c.replicas()[0].url("postgres"),
+                c.replicas()[1].url("postgres"),
+            ],
+            Local::MySql(c) => {
+                let url = |n: &MariaDbNode| n.url_as("demo", "app", "app-password");
+                [
+                    url(c.primary()),
+                    url(&c.replicas()[0]),
+                    url(&c.replicas()[1]),
+                ]
+            }
+        }
+    }
+
+    /// The ports of the primary and of the two replicas.
+    fn ports(&self) -> [u16; 3] {
+        match self {
+            Local::Postgres(c) => [
+                c.primary().port(),
+                c.replicas()[0].port(),
+                c.replicas()[1].port(),
+            ],
+            Local::MySql(c) => [
+                c.primary().port(),
+                c.replicas()[0].port(),
+                c.replicas()[1].port(),
+            ],
+        }
+    }
+
+    /// "replica-1 (port 5433)" for the node on `port`.
+    fn name(&self, port: i64) -> String {
+        let node = u16::try_from(port).ok().and_then(|p| match self {
+            Local::Postgres(c) => c.node_by_port(p).map(|n| n.name().to_owned()),
+            Local::MySql(c) => c.node_by_port(p).map(|n| n.name().to_owned()),
+        });
+        match node {
+            Some(node) => format!("{node} (port {port})"),
+            None => format!("port {port}"),
+        }
+    }
+
+    fn wait_replicated(&self) -> Result<(), rds_balancer_testkit::Error> {
+        match self {
+            Local::Postgres(c) => c.wait_replicated(Duration::from_secs(30)),
+            Local::MySql(c) => c.wait_replicated(Duration::from_secs(30)),
+        }
+    }
+
+    /// The RDS engine it stands for.
+    fn engine(&self) -> &'static str {
+        match self {
+            Local::Postgres(_) => "aurora-postgresql",
+            Local::MySql(_) => "aurora-mysql",
+        }
+    }
+}
+
 /// Asks the server that `db` routes a plain read to for its port.
-async fn who_reads(db: &impl ConnectionTrait) -> Result<i32, DbErr> {
-    let sql = "SELECT inet_server_port() AS port";
+async fn who_reads(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let sql = match db.get_database_backend() {
+        DbBackend::MySql => "SELECT CAST(@@port AS SIGNED) AS port",
+        _ => "SELECT inet_server_port()::int8 AS port",
+    };
     let row = db
         .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
         .await?;
@@ -53,12 +152,12 @@ async fn who_reads(db: &impl ConnectionTrait) -> Result<i32, DbErr> {
 }
 
 #[writer]
-async fn fresh_read(db: &RdsConnection) -> Result<i32, DbErr> {
+async fn fresh_read(db: &RdsConnection) -> Result<i64, DbErr> {
     who_reads(db).await
 }
 
 #[read_replica]
-async fn report(db: &RdsConnection) -> Result<(usize, i32), DbErr> {
+async fn report(db: &RdsConnection) -> Result<(usize, i64), DbErr> {
     Ok((
         cake::Entity::find().all(db).await?.len(),
         who_reads(db).await?,
@@ -67,23 +166,15 @@ async fn report(db: &RdsConnection) -> Result<(usize, i32), DbErr> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cluster = PgCluster::start(2)?;
-    cluster.psql("postgres", SCHEMA)?;
-    cluster.wait_replicated(Duration::from_secs(30))?;
-    let name = |port: i32| {
-        let node = u16::try_from(port)
-            .ok()
-            .and_then(|p| cluster.node_by_port(p));
-        node.map_or_else(
-            || format!("port {port}"),
-            |n| format!("{} (port {port})", n.name()),
-        )
-    };
+    let mysql = std::env::args().skip(1).any(|arg| arg == "--mysql");
+    let cluster = Local::start(mysql)?;
+    let name = |port: i64| cluster.name(port);
+    let [writer, reader_1, reader_2] = cluster.urls();
 
     let db = RdsConnection::builder()
-        .writer(cluster.primary().url("postgres"))
-        .reader(cluster.replicas()[0].url("postgres"))
-        .reader(cluster.replicas()[1].url("postgres"))
+        .writer(writer)
+        .reader(reader_1)
+        .reader(reader_2)
         .sqlx_logging(false)
         .build()
         .await?;
@@ -94,10 +185,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     .insert(&db)
     .await?;
+    let insert = if mysql {
+        "INSERT, read back (ActiveModel::insert)"
+    } else {
+        "INSERT .. RETURNING (ActiveModel::insert)"
+    };
     println!(
-        "INSERT .. RETURNING (ActiveModel::insert) -> {}",
-        name(cake.served_by.unwrap_or(0))
+        "{insert:<40} -> {}",
+        name(cake.served_by.map_or(0, i64::from))
     );
+    println!(
+        "SELECT right after, same task            -> {} (read-your-writes)",
+        name(who_reads(&db).await?)
+    );
+    // Read-your-writes holds a task's reads on the writer for 1 s after it wrote.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     for _ in 0..4 {
         println!(
             "SELECT (plain read)                      -> {}",
@@ -124,7 +226,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "SELECT in a #[writer] fn                 -> {}",
         name(fresh_read(&db).await?)
     );
-    cluster.wait_replicated(Duration::from_secs(30))?;
+    cluster.wait_replicated()?;
     let (cakes, port) = report(&db).await?;
     println!(
         "Entity::find in a #[read_replica] fn     -> {} ({cakes} cake)",
@@ -139,15 +241,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Part two: the RDS API (a local emulator) describes the cluster; the balancer polls it while
 /// reads keep flowing, and a reader is added and another removed with no read failing.
-async fn follow_the_cluster(cluster: &PgCluster) -> Result<(), Box<dyn std::error::Error>> {
-    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+async fn follow_the_cluster(cluster: &Local) -> Result<(), Box<dyn std::error::Error>> {
+    let [writer_port, r1, r2] = cluster.ports();
     let rds = RdsEmulator::start()?;
-    rds.create_cluster("demo", "aurora-postgresql")?;
-    rds.add_instance("demo", "demo-writer", cluster.primary().port(), Some(0))?;
-    rds.add_instance("demo", "demo-reader-1", r1.port(), Some(1))?;
+    rds.create_cluster("demo", cluster.engine())?;
+    rds.add_instance("demo", "demo-writer", writer_port, Some(0))?;
+    rds.add_instance("demo", "demo-reader-1", r1, Some(1))?;
 
+    let [writer, _, _] = cluster.urls();
     let builder = RdsConnection::builder()
-        .writer(cluster.primary().url("postgres"))
+        .writer(writer)
         // The emulator's instance host names all live on this machine.
         .endpoint_resolver(|host: &str, port: u16| {
             let ip = resolve_to_loopback(host).map_or_else(|| host.to_owned(), |ip| ip.to_string());
@@ -184,7 +287,7 @@ async fn follow_the_cluster(cluster: &PgCluster) -> Result<(), Box<dyn std::erro
     // Steady reads in the background, counting failures.
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     // The port of the last read served, for the main task to watch.
-    let last_port = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let last_port = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let load = {
         let (db, ok, failed, last_port) = (
             db.clone(),
@@ -205,11 +308,11 @@ async fn follow_the_cluster(cluster: &PgCluster) -> Result<(), Box<dyn std::erro
         })
     };
 
-    println!("adding demo-reader-2 (port {}) in the RDS API", r2.port());
-    rds.add_instance("demo", "demo-reader-2", r2.port(), Some(1))?;
+    println!("adding demo-reader-2 (port {r2}) in the RDS API");
+    rds.add_instance("demo", "demo-reader-2", r2, Some(1))?;
     let added = std::time::Instant::now();
     let first_read_on_r2 = async {
-        while last_port.load(Ordering::Relaxed) != i32::from(r2.port()) {
+        while last_port.load(Ordering::Relaxed) != i64::from(r2) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     };
@@ -220,10 +323,7 @@ async fn follow_the_cluster(cluster: &PgCluster) -> Result<(), Box<dyn std::erro
         "  first read served by demo-reader-2 {:?} after it appeared in the API",
         added.elapsed()
     );
-    println!(
-        "removing demo-reader-1 (port {}) from the RDS API",
-        r1.port()
-    );
+    println!("removing demo-reader-1 (port {r1}) from the RDS API");
     rds.remove_instance("demo-reader-1")?;
     while db
         .topology()

@@ -25,7 +25,9 @@ use crate::options::RdsConnectionBuilder;
 use crate::pool::Role;
 use crate::pool::{HostFactory, HostPool, Hosts, InFlight, PoolSet};
 use crate::resilience::{is_auth_failure, is_host_failure, is_writer_failure};
-use crate::route::{Decision, Picker, Route, Why, current_route, decide, decide_transaction};
+use crate::route::{
+    Decision, Picker, Route, Sticky, Why, current_route, decide, decide_transaction,
+};
 use crate::topology::{ReaderFilter, Topology};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +71,8 @@ pub(crate) struct Inner {
     pub(crate) pools: PoolSet,
     pub(crate) picker: Picker,
     pub(crate) fallback_to_writer: bool,
+    /// Read-your-writes: which tasks wrote recently.
+    pub(crate) sticky: Sticky,
     pub(crate) classifier: Classifier,
     /// Set once shutdown begins; checked after a statement is counted in flight.
     pub(crate) closing: AtomicBool,
@@ -202,6 +206,7 @@ impl RdsConnection {
             sql,
             self.inner.backend,
             &self.inner.classifier,
+            || self.inner.sticky.is_sticky(),
         )?;
         self.admit(decision, "statement", None)
     }
@@ -224,8 +229,24 @@ impl RdsConnection {
         op: impl AsyncFn(&DatabaseConnection, Statement) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
         let routed = self.before_writer(self.route(&stmt.sql)?).await?;
+        let read = self.is_read(routed.decision, &stmt.sql);
+        let result = self.attempt(routed, read, stmt, op).await;
+        if !read {
+            // Sent or not, succeeded or not: the task's next reads go to the writer.
+            self.inner.sticky.mark();
+        }
+        result
+    }
+
+    /// [`statement`](Self::statement) once routed: runs it, and again where that is safe.
+    async fn attempt<T>(
+        &self,
+        routed: Routed,
+        read: bool,
+        stmt: Statement,
+        op: impl AsyncFn(&DatabaseConnection, Statement) -> Result<T, DbErr>,
+    ) -> Result<T, DbErr> {
         let decision = routed.decision;
-        let read = self.is_read(decision, &stmt.sql);
         // The first attempt consumes the statement: keep a copy when it may run again (a read,
         // or anything for a writer that may fail over).
         let again = (read
@@ -310,7 +331,7 @@ impl RdsConnection {
     /// sent to the writer only by an override or hint while the classifier finds it read-only.
     fn is_read(&self, decision: Decision, sql: &str) -> bool {
         match (decision.route, decision.why) {
-            (Route::Reader, _) => true,
+            (Route::Reader, _) | (Route::Writer, Why::ReadYourWrites) => true,
             (Route::Writer, Why::Override | Why::Hint) => {
                 self.inner.classifier.classify(sql, self.inner.backend) == Target::Reader
             }
@@ -452,6 +473,10 @@ impl TransactionTrait for RdsConnection {
         // failover.
         let (routed, options) = self.route_transaction(options)?;
         let routed = self.before_writer(routed).await?;
+        if routed.decision.route == Route::Writer {
+            // Its commit is out of sight (SeaORM's own transaction): from its start.
+            self.inner.sticky.mark();
+        }
         let error = match routed.run(|conn| conn.begin_with_options(options)).await {
             Err(error) if routed.host().role() == Role::Writer && is_writer_failure(&error) => {
                 error
@@ -518,6 +543,9 @@ impl TransactionTrait for RdsConnection {
         // the callback returned is its own type: when the writer no longer accepts writes (it
         // died or was demoted under the transaction), it was caused by that and is replaced.
         let host = Arc::clone(routed.host());
+        if routed.decision.route == Route::Writer {
+            self.inner.sticky.mark();
+        }
         drop(routed);
         if host.role() != Role::Writer || !self.inner.failover.is_followed() {
             return outcome;
@@ -559,6 +587,9 @@ impl StreamTrait for RdsConnection {
     ) -> Pin<Box<dyn Future<Output = Result<RdsStream, DbErr>> + 'a + Send>> {
         Box::pin(async move {
             let routed = self.route(&stmt.sql)?;
+            if !self.is_read(routed.decision, &stmt.sql) {
+                self.inner.sticky.mark();
+            }
             let inner = routed.run(|conn| conn.stream_raw(stmt)).await?;
             let slot = routed
                 .slot

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::failover::Failover;
 use crate::health::{HealthOptions, spawn_monitor};
 use crate::pool::{HostFactory, Hosts, Opened, Origin, PoolSet, Role, Template};
-use crate::route::{Picker, ReaderSelection};
+use crate::route::{Picker, ReaderSelection, Sticky};
 use crate::topology::{EndpointResolver, ReaderFilter, Topology};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -183,6 +183,7 @@ pub struct RdsConnectionBuilder {
     readers: Vec<HostSource>,
     pool: PoolOptions,
     fallback_to_writer: bool,
+    read_your_writes: Duration,
     drain_timeout: Duration,
     endpoint_resolver: Option<Arc<dyn EndpointResolver>>,
     filter: ReaderFilter,
@@ -211,6 +212,7 @@ impl std::fmt::Debug for RdsConnectionBuilder {
             .field("readers", &readers)
             .field("pool", &self.pool)
             .field("fallback_to_writer", &self.fallback_to_writer)
+            .field("read_your_writes", &self.read_your_writes)
             .field("reader_selection", &self.reader_selection)
             .field("classifier", &self.classifier)
             .field("endpoint_resolver", &self.endpoint_resolver.is_some())
@@ -232,6 +234,7 @@ impl Default for RdsConnectionBuilder {
             readers: Vec::new(),
             pool: PoolOptions::default(),
             fallback_to_writer: true,
+            read_your_writes: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(30),
             endpoint_resolver: None,
             filter: ReaderFilter::default(),
@@ -318,6 +321,33 @@ impl RdsConnectionBuilder {
     /// with [`ErrorKind::NoActiveReaders`](crate::ErrorKind::NoActiveReaders). Default: `true`.
     pub fn fallback_to_writer(mut self, value: bool) -> Self {
         self.fallback_to_writer = value;
+        self
+    }
+
+    /// How long after a task writes its own reads go to the writer too, so that it reads what
+    /// it wrote even before the replicas replayed it; `Duration::ZERO` turns this off. Default:
+    /// 1 s.
+    ///
+    /// "A task" is the tokio task that ran the write (a request handler, typically), or the
+    /// thread outside a task. Reads of other tasks are not affected; route overrides
+    /// ([`with_route`](crate::with_route), `#[read_replica]`) and `/*@reader*/` hints win over
+    /// it. SeaORM needs it on MySQL, which has no `RETURNING`: `ActiveModel::insert` and
+    /// `update` write, then read the row back by its key, and a replica may not have it yet.
+    ///
+    /// ```no_run
+    /// # async fn f() -> rds_balancer::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let db = rds_balancer::RdsConnection::builder()
+    ///     .writer("mysql://app@writer.cluster-x.us-east-1.rds.amazonaws.com/app")
+    ///     .reader("mysql://app@reader-1.x.us-east-1.rds.amazonaws.com/app")
+    ///     .read_your_writes(Duration::from_secs(2))
+    ///     .build()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn read_your_writes(mut self, window: Duration) -> Self {
+        self.read_your_writes = window;
         self
     }
 
@@ -593,6 +623,7 @@ impl RdsConnectionBuilder {
             pools: PoolSet::new(Hosts { writer, readers }),
             picker: Picker::new(self.reader_selection),
             fallback_to_writer: self.fallback_to_writer,
+            sticky: Sticky::new(self.read_your_writes),
             classifier: self.classifier,
             closing: AtomicBool::new(false),
             tasks,

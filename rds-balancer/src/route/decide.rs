@@ -1,4 +1,5 @@
-//! Rules 2 to 4 of the routing contract (design.md section 2), free of I/O.
+//! Rules 2 to 4 of the routing contract (design.md section 2), and read-your-writes, free of
+//! I/O.
 //!
 //! Rule 1 (a transaction keeps its host) holds by construction: a transaction is the chosen
 //! host's own `DatabaseTransaction`. Rule 6 (which reader) is the [`Picker`](super::Picker)'s.
@@ -26,6 +27,8 @@ pub(crate) enum Why {
     /// A reader was asked for, but the classifier could not tell that the statement is
     /// read-only: the writer, to be safe.
     Unsure,
+    /// A read by a task that wrote less than the read-your-writes window ago.
+    ReadYourWrites,
 }
 
 impl Why {
@@ -36,6 +39,7 @@ impl Why {
             Why::Classifier => "classifier",
             Why::AccessMode => "access_mode",
             Why::Unsure => "unsure",
+            Why::ReadYourWrites => "read_your_writes",
         }
     }
 }
@@ -54,11 +58,15 @@ pub(crate) struct Decision {
 /// differently depending on a session setting) still goes to the writer: a write must never
 /// reach a reader, and a writable replica (MySQL's `read_only` does not stop privileged users)
 /// would accept it.
+///
+/// Otherwise, a statement the classifier finds read-only goes to the writer when
+/// `wrote_recently()` (read-your-writes; asked only then), else to a reader.
 pub(crate) fn decide(
     scope: Option<Route>,
     sql: &str,
     backend: DatabaseBackend,
     classifier: &Classifier,
+    wrote_recently: impl FnOnce() -> bool,
 ) -> Result<Decision, Error> {
     let (forced, why) = match scope {
         Some(route) => (Some(route), Why::Override),
@@ -86,14 +94,12 @@ pub(crate) fn decide(
             }
         }
         None => {
-            let route = match classifier.classify(sql, backend) {
-                Target::Reader => Route::Reader,
-                Target::Writer => Route::Writer,
+            let (route, why) = match classifier.classify(sql, backend) {
+                Target::Reader if wrote_recently() => (Route::Writer, Why::ReadYourWrites),
+                Target::Reader => (Route::Reader, Why::Classifier),
+                Target::Writer => (Route::Writer, Why::Classifier),
             };
-            Ok(Decision {
-                route,
-                why: Why::Classifier,
-            })
+            Ok(Decision { route, why })
         }
     }
 }
@@ -135,7 +141,7 @@ mod tests {
     const PG: DatabaseBackend = DatabaseBackend::Postgres;
 
     fn route(scope: Option<Route>, sql: &str) -> Result<(Route, Why), ErrorKind> {
-        decide(scope, sql, PG, &Classifier::new())
+        decide(scope, sql, PG, &Classifier::new(), || false)
             .map(|d| (d.route, d.why))
             .map_err(|e| e.kind())
     }
@@ -210,11 +216,42 @@ mod tests {
                 unsure,
                 DatabaseBackend::MySql,
                 &Classifier::new(),
+                || false,
             )
             .map(|d| (d.route, d.why))
             .map_err(|e| e.kind());
             assert_ne!(decision.map(|d| d.0), Ok(Route::Reader), "{unsure:?}");
         }
+    }
+
+    #[test]
+    fn a_task_that_wrote_recently_reads_from_the_writer() {
+        let decide = |scope, sql| {
+            decide(scope, sql, PG, &Classifier::new(), || true)
+                .map(|d| (d.route, d.why))
+                .map_err(|e| e.kind())
+        };
+        assert_eq!(
+            decide(None, "SELECT 1"),
+            Ok((Route::Writer, Why::ReadYourWrites))
+        );
+        // Overrides and hints win over it.
+        assert_eq!(
+            decide(Some(Route::Reader), "SELECT 1"),
+            Ok((Route::Reader, Why::Override))
+        );
+        assert_eq!(
+            decide(None, "/*@reader*/ SELECT 1"),
+            Ok((Route::Reader, Why::Hint))
+        );
+        // Writes are unaffected; asked only for reads.
+        let asked = std::cell::Cell::new(false);
+        let write = super::decide(None, "DELETE FROM t", PG, &Classifier::new(), || {
+            asked.set(true);
+            true
+        });
+        assert_eq!(write.map(|d| d.why).ok(), Some(Why::Classifier));
+        assert!(!asked.get());
     }
 
     #[test]

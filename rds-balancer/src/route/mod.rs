@@ -7,6 +7,7 @@ mod decide;
 mod hint;
 mod picker;
 mod scope;
+mod sticky;
 
 pub(crate) use self::decide::{Decision, Why, decide, decide_transaction};
 pub(crate) use self::picker::Picker;
@@ -14,3 +15,4 @@ pub use self::picker::ReaderSelection;
 #[doc(hidden)]
 pub use self::scope::scoped;
 pub use self::scope::{Route, current_route, with_route};
+pub(crate) use self::sticky::Sticky;
