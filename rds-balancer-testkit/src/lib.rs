@@ -256,6 +256,71 @@ BEGIN
 END $$;
 ";
 
+/// SQL that gives a MariaDB (or MySQL) database a stand-in for Aurora MySQL's
+/// `information_schema.replica_host_status`, which no other server has and which cannot be
+/// created in `information_schema`:
+///
+/// - table `replica_host_status`, with Aurora's columns in order (`SERVER_ID`, `SESSION_ID`,
+///   `IOPS`, ..., `CPU`, ..., `LAST_UPDATE_TIMESTAMP`, ..., `REPLICA_LAG_IN_MILLISECONDS`, ...,
+///   `MAX_REPLAY_LATENCY_IN_MICROSECONDS`) and, for the columns AWS documents, Aurora's types
+///   (the others are Aurora-internal: integers, doubles and timestamps of the same meaning).
+///   Every column accepts NULL, so tests can write the odd rows a server might report;
+/// - view `replica_host_status_delayed`: the same rows, answered after sleeping
+///   `replica_host_status_delay.seconds` (0 at first), for tests of hung queries.
+///
+/// Point `ClusterViewSourceBuilder::status_relation` at either (unqualified, it is looked up in
+/// the connection's database) and write the table's rows: the writer's `SESSION_ID` is
+/// `MASTER_SESSION_ID`, and `LAST_UPDATE_TIMESTAMP` is compared with `NOW(6)` of the reading
+/// session, which sqlx sets to UTC: write `UTC_TIMESTAMP(6) - INTERVAL n SECOND`.
+///
+/// ```no_run
+/// # fn main() -> Result<(), rds_balancer_testkit::Error> {
+/// let cluster = rds_balancer_testkit::MariaDbCluster::start(0)?;
+/// cluster.create_database("app")?;
+/// cluster.sql("app", rds_balancer_testkit::REPLICA_HOST_STATUS_STUB)?;
+/// cluster.sql(
+///     "app",
+///     "INSERT INTO replica_host_status (SERVER_ID, SESSION_ID, CPU, LAST_UPDATE_TIMESTAMP) \
+///      VALUES ('app-writer', 'MASTER_SESSION_ID', 5, UTC_TIMESTAMP(6)), \
+///             ('app-reader', 'c0ffee00-0000-0000-0000-000000000001', 3, UTC_TIMESTAMP(6))",
+/// )?;
+/// // Make every read of the view hang for 30 s:
+/// cluster.sql("app", "UPDATE replica_host_status_delay SET seconds = 30")?;
+/// # Ok(()) }
+/// ```
+pub const REPLICA_HOST_STATUS_STUB: &str = "
+CREATE TABLE replica_host_status (
+    SERVER_ID varchar(100),
+    SESSION_ID varchar(100),
+    IOPS int unsigned,
+    READ_IOS bigint unsigned,
+    PENDING_READ_IOS int unsigned,
+    CPU double,
+    DURABLE_LSN bigint unsigned,
+    ACTIVE_LSN bigint unsigned,
+    LAST_TRANSPORT_ERROR int,
+    LAST_ERROR_TIMESTAMP datetime(6),
+    LAST_UPDATE_TIMESTAMP datetime(6),
+    MASTER_SLAVE_LATENCY_IN_MICROSECONDS bigint unsigned,
+    REPLICA_LAG_IN_MILLISECONDS double,
+    LOG_STREAM_SPEED_IN_KiB_PER_SECOND double,
+    LOG_BUFFER_SEQUENCE_NUMBER bigint unsigned,
+    IS_CURRENT tinyint,
+    OLDEST_READ_VIEW_TRX_ID bigint unsigned,
+    OLDEST_READ_VIEW_LSN bigint unsigned,
+    HIGHEST_LSN_RECEIVED bigint unsigned,
+    CURRENT_READ_POINT bigint unsigned,
+    CURRENT_REPLAY_LATENCY_IN_MICROSECONDS bigint unsigned,
+    AVERAGE_REPLAY_LATENCY_IN_MICROSECONDS bigint unsigned,
+    MAX_REPLAY_LATENCY_IN_MICROSECONDS bigint unsigned
+);
+CREATE TABLE replica_host_status_delay (seconds double NOT NULL);
+INSERT INTO replica_host_status_delay VALUES (0);
+CREATE VIEW replica_host_status_delayed AS
+SELECT s.* FROM replica_host_status s
+WHERE (SELECT SLEEP(seconds) FROM replica_host_status_delay) = 0;
+";
+
 pub use self::error::{Error, INSTALL_HINT, MOTO_INSTALL_HINT};
 pub use self::mysql::{MARIADB_INSTALL_HINT, MariaDbCluster, MariaDbClusterBuilder, MariaDbNode};
 pub use self::pg::{PgCluster, PgClusterBuilder, PgNode};

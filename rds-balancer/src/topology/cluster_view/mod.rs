@@ -1,10 +1,11 @@
 //! [`ClusterViewSource`]: the cluster's topology as the database itself reports it (Aurora
 //! PostgreSQL's `aurora_replica_status()`, Aurora MySQL's
-//! `information_schema.replica_host_status`), as the AWS Advanced JDBC and Python wrappers read
-//! it.
+//! `information_schema.replica_host_status`, or another relation of the same shape), as the AWS
+//! Advanced JDBC and Python wrappers read it.
 
 mod options;
 mod query;
+mod relation;
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
 
 pub use self::options::ClusterViewSourceBuilder;
 use self::query::{HostPattern, Row, assemble};
+use self::relation::StatusRelation;
 use super::{Topology, TopologySource};
 use crate::error::{Error, Result};
 
@@ -32,7 +34,9 @@ const OPERATION: &str = "cluster view";
 /// does not cost every fetch a timeout).
 ///
 /// - Aurora PostgreSQL: `aurora_replica_status()`; Aurora MySQL:
-///   `information_schema.replica_host_status`.
+///   `information_schema.replica_host_status`; or the
+///   [status relation](ClusterViewSourceBuilder::status_relation) given instead, which the
+///   query is built around once, in [`build`](ClusterViewSourceBuilder::build).
 /// - The row whose `session_id` is `MASTER_SESSION_ID` is the writer; the others are readers.
 ///   Readers' rows not updated for more than 300 s are left out (the writer's never is), as the
 ///   AWS wrappers do. With no writer row the topology has no writer, and the library keeps the
@@ -46,11 +50,12 @@ const OPERATION: &str = "cluster view";
 ///
 /// When no connection answers, the error is an [`Error::Topology`] whose operation is
 /// `cluster view`, whose message names what each connection said, and whose code is the
-/// SQLSTATE of the last connection's database error (`42883` where the function does not
-/// exist, i.e. not Aurora), or `None` after a timeout or a connection failure.
+/// SQLSTATE of the last connection's database error (where the relation does not exist, i.e.
+/// not Aurora: `42883` on PostgreSQL, `42S02` on MySQL), or `None` after a timeout or a
+/// connection failure.
 ///
 /// Cloning is cheap: clones share the connections. `Debug` shows the host pattern, port,
-/// timeout and number of connections, never a connection's details.
+/// timeout, status relation and number of connections, never a connection's details.
 ///
 /// ```no_run
 /// use rds_balancer::{ClusterViewSource, TopologySource};
@@ -83,7 +88,9 @@ pub struct ClusterViewSource {
 struct Inner {
     connections: Vec<DatabaseConnection>,
     backend: DbBackend,
-    sql: &'static str,
+    /// The topology query, built once.
+    sql: String,
+    relation: StatusRelation,
     pattern: HostPattern,
     port: u16,
     query_timeout: Duration,
@@ -98,6 +105,7 @@ impl fmt::Debug for ClusterViewSource {
             .field("host_pattern", &self.host_pattern())
             .field("port", &self.inner.port)
             .field("query_timeout", &self.inner.query_timeout)
+            .field("status_relation", &self.status_relation())
             .field("connections", &self.inner.connections.len())
             .finish()
     }
@@ -185,8 +193,31 @@ impl ClusterViewSource {
         self.inner.backend
     }
 
+    /// The relation the topology is read from: the
+    /// [status relation](ClusterViewSourceBuilder::status_relation) given, else Aurora's
+    /// (`aurora_replica_status()` on PostgreSQL, `information_schema.replica_host_status` on
+    /// MySQL).
+    ///
+    /// ```
+    /// use rds_balancer::ClusterViewSource;
+    /// use sea_orm::{ConnectOptions, Database};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A lazy pool dials nothing until the first fetch.
+    /// let mut options = ConnectOptions::new("mysql://app@orders.cluster-xyz.us-east-1.rds.amazonaws.com/app");
+    /// options.connect_lazy(true);
+    /// let source = ClusterViewSource::builder(Database::connect(options).await?)
+    ///     .host_pattern("?.xyz.us-east-1.rds.amazonaws.com")
+    ///     .build()?;
+    /// assert_eq!(source.status_relation(), "information_schema.replica_host_status");
+    /// # Ok::<(), rds_balancer::Error>(()) }).unwrap();
+    /// ```
+    pub fn status_relation(&self) -> &str {
+        self.inner.relation.as_str()
+    }
+
     async fn query(&self, connection: &DatabaseConnection) -> Result<Vec<Row>, Failure> {
-        let statement = Statement::from_string(self.inner.backend, self.inner.sql);
+        let statement = Statement::from_string(self.inner.backend, self.inner.sql.as_str());
         let timeout = self.inner.query_timeout;
         match tokio::time::timeout(timeout, connection.query_all_raw(statement)).await {
             Ok(Ok(rows)) => Ok(rows.iter().map(Row::decode).collect()),

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbBackend};
 
-use super::query::{HostPattern, default_port, topology_sql};
+use super::query::{HostPattern, dialect};
+use super::relation::{Refusal, StatusRelation};
 use super::{ClusterViewSource, Inner};
 use crate::error::{Error, Result};
 
@@ -38,6 +39,7 @@ pub struct ClusterViewSourceBuilder {
     host_pattern: Option<String>,
     port: Option<u16>,
     query_timeout: Duration,
+    status_relation: Option<String>,
 }
 
 impl fmt::Debug for ClusterViewSourceBuilder {
@@ -47,6 +49,7 @@ impl fmt::Debug for ClusterViewSourceBuilder {
             .field("host_pattern", &self.host_pattern)
             .field("port", &self.port)
             .field("query_timeout", &self.query_timeout)
+            .field("status_relation", &self.status_relation)
             .finish()
     }
 }
@@ -58,6 +61,7 @@ impl ClusterViewSourceBuilder {
             host_pattern: None,
             port: None,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
+            status_relation: None,
         }
     }
 
@@ -132,12 +136,68 @@ impl ClusterViewSourceBuilder {
         self
     }
 
+    /// Reads the topology from `relation`, a table, view or (PostgreSQL) set-returning function
+    /// of the same shape as Aurora's, instead of Aurora's own: `aurora_replica_status()` on
+    /// PostgreSQL, `information_schema.replica_host_status` on MySQL.
+    ///
+    /// For a server that reports the topology under another name: a database proxy or a
+    /// monitoring schema that exposes Aurora's view elsewhere, or a test server that is not
+    /// Aurora, where the view is a stand-in that the test fills (MySQL cannot create a table in
+    /// `information_schema`). The relation needs at least the columns the query reads, with
+    /// Aurora's names and meaning: `server_id`, `session_id`, `cpu`, `replica_lag_in_msec` and
+    /// `last_update_timestamp` on PostgreSQL; `SERVER_ID`, `SESSION_ID`, `CPU`,
+    /// `REPLICA_LAG_IN_MILLISECONDS` and `LAST_UPDATE_TIMESTAMP` on MySQL. The rules of
+    /// [`ClusterViewSource`] (writer row, staleness) apply to its rows unchanged.
+    ///
+    /// `relation` is a name, not SQL: `name` or `schema.name` (on MySQL the schema is the
+    /// database), or on PostgreSQL a call without arguments, `name()` or `schema.name()`. Each
+    /// part is an unquoted identifier of ASCII letters, digits and `_` that does not start with
+    /// a digit, at most 63 bytes; the server's rules for unquoted names apply (PostgreSQL folds
+    /// them to lower case, an unqualified name is looked up in the connection's search path or
+    /// database). [`build`](Self::build) refuses anything else, including an empty name and a
+    /// function call on MySQL, with [`Error::Config`]; a name that is well formed but names
+    /// nothing fails each fetch with the server's error.
+    ///
+    /// Default: Aurora's relation for the connections' backend.
+    ///
+    /// ```
+    /// use rds_balancer::{ClusterViewSource, ErrorKind};
+    /// use sea_orm::{ConnectOptions, Database};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A lazy pool dials nothing until the first fetch.
+    /// let mut options = ConnectOptions::new("mysql://app@proxy.internal/app");
+    /// options.connect_lazy(true);
+    /// let cluster = Database::connect(options).await?;
+    ///
+    /// let source = ClusterViewSource::builder(cluster.clone())
+    ///     .host_pattern("?.xyz.us-east-1.rds.amazonaws.com")
+    ///     .status_relation("monitoring.replica_host_status")
+    ///     .build()?;
+    /// assert_eq!(source.status_relation(), "monitoring.replica_host_status");
+    ///
+    /// // SQL is not a name.
+    /// let err = ClusterViewSource::builder(cluster)
+    ///     .host_pattern("?.xyz.us-east-1.rds.amazonaws.com")
+    ///     .status_relation("replica_host_status; DROP TABLE orders")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Config);
+    /// # Ok::<(), rds_balancer::Error>(()) }).unwrap();
+    /// ```
+    pub fn status_relation(mut self, relation: impl Into<String>) -> Self {
+        self.status_relation = Some(relation.into());
+        self
+    }
+
     /// The source.
     ///
     /// Fails with [`Error::Config`] when the host pattern is missing or does not hold exactly
-    /// one `?`, when the query timeout is zero, or when a connection is not a PostgreSQL or
+    /// one `?`, when the query timeout is zero, when a connection is not a PostgreSQL or
     /// MySQL one (a disconnected `DatabaseConnection::default()` included) or the connections
-    /// mix backends. It sends nothing to the database.
+    /// mix backends, or when the [status relation](Self::status_relation) is not a name the
+    /// backend can select from. It sends nothing to the database; the topology query is put
+    /// together here, once.
     ///
     /// ```
     /// use rds_balancer::{ClusterViewSource, ErrorKind};
@@ -184,21 +244,23 @@ impl ClusterViewSourceBuilder {
                 _ => backend = Some(this),
             }
         }
-        let (Some(backend), Some(sql)) = (backend, backend.and_then(topology_sql)) else {
+        let (Some(backend), Some(dialect)) = (backend, backend.and_then(dialect)) else {
             return Err(Error::Config(
                 "the cluster view source needs a connection".into(),
             ));
         };
-        let port = match self.port {
-            Some(port) => port,
-            None => default_port(backend)
-                .ok_or(Error::Config("the cluster view source needs a port".into()))?,
+        let relation = match &self.status_relation {
+            None => dialect.aurora_relation.clone(),
+            Some(name) => StatusRelation::parse(name, dialect.selects_from_functions)
+                .map_err(|refusal| refused(name, refusal))?,
         };
+        let port = self.port.unwrap_or(dialect.default_port);
         Ok(ClusterViewSource {
             inner: Arc::new(Inner {
                 connections: self.connections,
                 backend,
-                sql,
+                sql: dialect.sql(&relation),
+                relation,
                 pattern,
                 port,
                 query_timeout: self.query_timeout,
@@ -206,6 +268,23 @@ impl ClusterViewSourceBuilder {
             }),
         })
     }
+}
+
+/// The [`Error::Config`] for a refused status relation.
+fn refused(name: &str, refusal: Refusal) -> Error {
+    let message = match refusal {
+        Refusal::Empty => "the cluster view status_relation is empty".to_owned(),
+        Refusal::NotAName => format!(
+            "the cluster view status_relation {name:?} is not a plain name: give `name` or \
+             `schema.name` (or on PostgreSQL `name()` or `schema.name()`), each part ASCII \
+             letters, digits and `_`, not starting with a digit, at most 63 bytes"
+        ),
+        Refusal::FunctionCall => format!(
+            "the cluster view status_relation {name:?} is a function call, which MySQL cannot \
+             select from: name a table or view"
+        ),
+    };
+    Error::Config(message.into())
 }
 
 /// The backend of a connection the cluster view can query (never panics, unlike

@@ -2,10 +2,15 @@
 //!
 //! The queries follow the AWS Advanced JDBC Wrapper's Aurora dialects (`AuroraPgDialect`,
 //! `AuroraMysqlDialect`): same source, same columns, same five-minute staleness rule. They
-//! differ in three ways: every column is cast to a type decoded the same way on every server
+//! differ in four ways: every column is cast to a type decoded the same way on every server
 //! version (the writer test and the staleness test stay in SQL, on the server's clock), a NULL
-//! lag stays unknown instead of becoming 0, and the row's age is selected so that, when two rows
-//! claim to be the writer, the most recently updated one wins (as the wrappers do).
+//! lag stays unknown instead of becoming 0, the row's age is selected so that, when two rows
+//! claim to be the writer, the most recently updated one wins (as the wrappers do), and on MySQL
+//! ages are measured to the microsecond (`NOW(6)`; `NOW()` counts whole seconds, which kept rows
+//! up to a second older than 300 s and made fresh rows look up to a second younger than new).
+//!
+//! Each query is its text up to `FROM`, the [relation](StatusRelation) it reads, and its filter:
+//! [`Dialect::sql`] puts them together once, when the source is built.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,52 +18,78 @@ use std::time::Duration;
 use sea_orm::{DbBackend, QueryResult, TryGetable};
 
 use super::super::{Instance, Topology};
+use super::relation::StatusRelation;
 
 /// The `session_id` of the writer's row.
 pub(super) const WRITER_SESSION_ID: &str = "MASTER_SESSION_ID";
 
+/// What the cluster view needs to know of a backend.
+#[derive(Debug)]
+pub(super) struct Dialect {
+    /// The topology query up to and including its `FROM `.
+    select: &'static str,
+    /// The relation Aurora reports the topology in.
+    pub(super) aurora_relation: StatusRelation,
+    /// The rest of the query: the filter, starting with a space.
+    filter: &'static str,
+    /// Whether the backend can select from a function call (`name()`).
+    pub(super) selects_from_functions: bool,
+    /// The port the backend's servers listen on by default.
+    pub(super) default_port: u16,
+}
+
 /// Aurora PostgreSQL: `aurora_replica_status()`. Rows not updated for more than 300 s are left
 /// out, except the writer's and those whose `last_update_timestamp` is NULL (from Aurora
 /// PostgreSQL 13.9, the row of the instance the session is connected to).
-pub(super) const POSTGRES_SQL: &str = "\
+static POSTGRES: Dialect = Dialect {
+    select: "\
 SELECT server_id::text AS server_id, \
 session_id::text AS session_id, \
 cpu::float8 AS cpu, \
 replica_lag_in_msec::float8 AS replica_lag_ms, \
 (EXTRACT(EPOCH FROM (now() - last_update_timestamp)) * 1000)::float8 AS age_ms \
-FROM aurora_replica_status() \
+FROM ",
+    aurora_relation: StatusRelation::known("aurora_replica_status()"),
+    filter: " \
 WHERE session_id = 'MASTER_SESSION_ID' \
 OR last_update_timestamp IS NULL \
-OR EXTRACT(EPOCH FROM (now() - last_update_timestamp)) <= 300";
+OR EXTRACT(EPOCH FROM (now() - last_update_timestamp)) <= 300",
+    selects_from_functions: true,
+    default_port: 5432,
+};
 
 /// Aurora MySQL: `information_schema.replica_host_status`, with the same rule. `+ 0e0` makes
 /// every number a DOUBLE on Aurora MySQL 2 (5.7) and 3 (8.0) alike.
-pub(super) const MYSQL_SQL: &str = "\
+static MYSQL: Dialect = Dialect {
+    select: "\
 SELECT SERVER_ID AS server_id, \
 SESSION_ID AS session_id, \
 CPU + 0e0 AS cpu, \
 REPLICA_LAG_IN_MILLISECONDS + 0e0 AS replica_lag_ms, \
-TIMESTAMPDIFF(MICROSECOND, LAST_UPDATE_TIMESTAMP, NOW()) / 1000e0 AS age_ms \
-FROM information_schema.replica_host_status \
+TIMESTAMPDIFF(MICROSECOND, LAST_UPDATE_TIMESTAMP, NOW(6)) / 1000e0 AS age_ms \
+FROM ",
+    aurora_relation: StatusRelation::known("information_schema.replica_host_status"),
+    filter: " \
 WHERE SESSION_ID = 'MASTER_SESSION_ID' \
 OR LAST_UPDATE_TIMESTAMP IS NULL \
-OR TIMESTAMPDIFF(SECOND, LAST_UPDATE_TIMESTAMP, NOW()) <= 300";
+OR TIMESTAMPDIFF(MICROSECOND, LAST_UPDATE_TIMESTAMP, NOW(6)) <= 300000000",
+    selects_from_functions: false,
+    default_port: 3306,
+};
 
-/// The topology query for `backend`, if it has one.
-pub(super) fn topology_sql(backend: DbBackend) -> Option<&'static str> {
+/// The dialect of `backend`, if the cluster view knows it.
+pub(super) fn dialect(backend: DbBackend) -> Option<&'static Dialect> {
     match backend {
-        DbBackend::Postgres => Some(POSTGRES_SQL),
-        DbBackend::MySql => Some(MYSQL_SQL),
+        DbBackend::Postgres => Some(&POSTGRES),
+        DbBackend::MySql => Some(&MYSQL),
         _ => None,
     }
 }
 
-/// The port the backend's servers listen on by default.
-pub(super) fn default_port(backend: DbBackend) -> Option<u16> {
-    match backend {
-        DbBackend::Postgres => Some(5432),
-        DbBackend::MySql => Some(3306),
-        _ => None,
+impl Dialect {
+    /// The topology query reading `relation`.
+    pub(super) fn sql(&self, relation: &StatusRelation) -> String {
+        [self.select, relation.as_str(), self.filter].concat()
     }
 }
 
@@ -257,23 +288,62 @@ mod tests {
 
     #[test]
     fn the_query_is_chosen_by_backend() {
-        let pg = topology_sql(DbBackend::Postgres).unwrap();
-        assert!(pg.contains("FROM aurora_replica_status()"));
-        assert!(pg.contains("replica_lag_in_msec"));
-        let mysql = topology_sql(DbBackend::MySql).unwrap();
-        assert!(mysql.contains("FROM information_schema.replica_host_status"));
-        assert!(mysql.contains("REPLICA_LAG_IN_MILLISECONDS"));
-        for sql in [pg, mysql] {
+        let pg = dialect(DbBackend::Postgres).unwrap();
+        let mysql = dialect(DbBackend::MySql).unwrap();
+        assert!(dialect(DbBackend::Sqlite).is_none());
+        assert_eq!(pg.default_port, 5432);
+        assert_eq!(mysql.default_port, 3306);
+        assert!(pg.selects_from_functions);
+        assert!(!mysql.selects_from_functions);
+
+        let pg_sql = pg.sql(&pg.aurora_relation);
+        assert!(
+            pg_sql.contains(" FROM aurora_replica_status() WHERE "),
+            "{pg_sql}"
+        );
+        assert!(pg_sql.contains("replica_lag_in_msec"));
+        assert!(pg_sql.contains("<= 300"));
+        let mysql_sql = mysql.sql(&mysql.aurora_relation);
+        assert!(
+            mysql_sql.contains(" FROM information_schema.replica_host_status WHERE "),
+            "{mysql_sql}"
+        );
+        assert!(mysql_sql.contains("REPLICA_LAG_IN_MILLISECONDS"));
+        // Ages to the microsecond: `NOW()` alone has whole seconds.
+        assert!(mysql_sql.contains("<= 300000000"));
+        assert!(!mysql_sql.contains("NOW()"), "{mysql_sql}");
+        for (sql, dialect) in [(&pg_sql, pg), (&mysql_sql, mysql)] {
             assert!(sql.contains("'MASTER_SESSION_ID'"));
-            assert!(sql.contains("<= 300"));
+            let relation = dialect.aurora_relation.as_str();
+            assert_eq!(sql.matches(relation).count(), 1, "{sql}");
             for column in ["server_id", "session_id", "cpu", "replica_lag_ms", "age_ms"] {
                 assert!(sql.contains(&format!("AS {column}")), "{column} in {sql}");
             }
         }
-        assert_eq!(topology_sql(DbBackend::Sqlite), None);
-        assert_eq!(default_port(DbBackend::Postgres), Some(5432));
-        assert_eq!(default_port(DbBackend::MySql), Some(3306));
-        assert_eq!(default_port(DbBackend::Sqlite), None);
+    }
+
+    #[test]
+    fn another_relation_takes_the_place_of_auroras_and_nothing_else_changes() {
+        for (backend, name) in [
+            (DbBackend::Postgres, "monitoring.replica_status()"),
+            (DbBackend::Postgres, "replica_status_rows"),
+            (DbBackend::MySql, "replica_host_status"),
+            (DbBackend::MySql, "app.replica_host_status_delayed"),
+        ] {
+            let dialect = dialect(backend).unwrap();
+            let relation = StatusRelation::parse(name, dialect.selects_from_functions).unwrap();
+            let default = dialect.sql(&dialect.aurora_relation);
+            let sql = dialect.sql(&relation);
+            assert_eq!(
+                sql,
+                default.replace(
+                    &format!(" FROM {} WHERE ", dialect.aurora_relation.as_str()),
+                    &format!(" FROM {name} WHERE ")
+                ),
+                "{backend:?} {name}"
+            );
+            assert_ne!(sql, default);
+        }
     }
 
     #[test]
