@@ -1,24 +1,39 @@
-//! Statement routing through `RdsConnection` against a real PostgreSQL primary and two streaming
-//! replicas. Every test asks the server which host served what.
+//! Statement routing through `RdsConnection` against a real primary and two replicas, on
+//! PostgreSQL and on MariaDB (each test body runs on both). Every test asks the server which
+//! host served what.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test bodies outside #[test] fns
 
 mod support;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use rds_balancer::{ErrorKind, RdsConnection, ReaderSelection};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, ModelTrait};
 use support::entities::{cake, cake_seen};
 use support::{
-    assert_reader, cluster, count_on_primary, port_of, served_by, setup, stmt, wait_replicated,
-    writer_port,
+    Cluster, Kind, backend_tests, from_another_task, port_of, served_by, setup_in, stmt,
 };
 
-#[tokio::test]
-async fn entity_insert_update_delete_run_on_the_writer_and_find_on_a_reader() {
-    let cluster = cluster();
-    let db = setup("entity_crud").await;
+backend_tests!(
+    entity_insert_update_delete_run_on_the_writer_and_find_on_a_reader,
+    a_task_reads_its_own_writes_from_the_writer,
+    raw_statements_are_routed_by_what_they_do,
+    reads_spread_over_both_replicas,
+    reads_fall_back_to_the_writer_when_no_reader_is_reachable,
+    existing_database_connections_can_be_used_as_hosts,
+    a_reader_of_another_database_kind_is_a_config_error,
+);
 
-    // INSERT .. RETURNING arrives through query_one: it must still go to the writer.
+async fn entity_insert_update_delete_run_on_the_writer_and_find_on_a_reader(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let db = setup_in(cluster, "entity_crud").await;
+    let writer = i32::from(cluster.writer_port());
+
+    // PostgreSQL: INSERT .. RETURNING arrives through query_one, and must go to the writer.
+    // MySQL has no RETURNING: SeaORM inserts, then reads the row back by the writer's last
+    // insert id, and that read must find it (read-your-writes keeps it on the writer).
     let cake = cake::ActiveModel {
         name: Set("sponge".into()),
         ..Default::default()
@@ -26,12 +41,16 @@ async fn entity_insert_update_delete_run_on_the_writer_and_find_on_a_reader() {
     .insert(&db)
     .await
     .unwrap();
-    assert_eq!(
-        cake.served_by,
-        Some(i32::from(writer_port(cluster))),
-        "insert served by the writer"
-    );
-    assert_eq!(count_on_primary(cluster, "entity_crud"), 1);
+    assert_eq!(cake.served_by, Some(writer), "insert served by the writer");
+    assert_eq!(cluster.count_on_primary("entity_crud"), 1);
+    let second = cake::ActiveModel {
+        name: Set("second".into()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    assert_eq!(second.id, cake.id + 1, "the writer's insert id");
 
     let mut active: cake::ActiveModel = cake.into();
     active.name = Set("lemon".into());
@@ -39,86 +58,105 @@ async fn entity_insert_update_delete_run_on_the_writer_and_find_on_a_reader() {
     assert_eq!(updated.name, "lemon");
     assert_eq!(
         updated.served_by,
-        Some(i32::from(writer_port(cluster))),
+        Some(writer),
         "update served by the writer"
     );
 
-    wait_replicated(cluster);
-    let seen = cake_seen::Entity::find().all(&db).await.unwrap();
-    assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].name, "lemon");
-    assert_reader(cluster, u16::try_from(seen[0].read_port).unwrap());
-    let found = cake_seen::Entity::find_by_id(updated.id)
-        .one(&db)
-        .await
-        .unwrap()
-        .expect("found");
-    assert_reader(cluster, u16::try_from(found.read_port).unwrap());
+    cluster.wait_replicated();
+    let id = updated.id;
+    let (seen, found) = from_another_task(&db, |db| async move {
+        let seen = cake_seen::Entity::find().all(&db).await.unwrap();
+        let found = cake_seen::Entity::find_by_id(id).one(&db).await.unwrap();
+        (seen, found.expect("found"))
+    })
+    .await;
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().any(|c| c.name == "lemon"), "{seen:?}");
+    for row in seen.iter().chain([&found]) {
+        cluster.assert_reader(u16::try_from(row.read_port).unwrap());
+    }
 
     let result = updated.delete(&db).await.unwrap();
     assert_eq!(result.rows_affected, 1);
     assert_eq!(
-        count_on_primary(cluster, "entity_crud"),
-        0,
+        cluster.count_on_primary("entity_crud"),
+        1,
         "the delete reached the writer"
     );
 }
 
-#[tokio::test]
-async fn raw_statements_are_routed_by_what_they_do() {
-    let cluster = cluster();
-    let db = setup("raw_statements").await;
-    let writer = writer_port(cluster);
+async fn a_task_reads_its_own_writes_from_the_writer(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    cluster.create_database("read_your_writes");
+    let connect = async |window| {
+        let mut builder = RdsConnection::builder()
+            .writer(cluster.writer_url("read_your_writes"))
+            .read_your_writes(window)
+            .sqlx_logging(false);
+        for url in cluster.reader_urls("read_your_writes") {
+            builder = builder.reader(url);
+        }
+        builder.build().await.unwrap()
+    };
+    let insert = "INSERT INTO cake (name) VALUES ('x')";
 
-    assert_reader(cluster, served_by(&db).await);
-    assert_reader(
-        cluster,
-        port_of(&db, "  -- a comment\n SELECT inet_server_port() AS port").await,
-    );
-    assert_reader(
-        cluster,
-        port_of(
-            &db,
-            "WITH x AS (SELECT 1) SELECT inet_server_port() AS port FROM x",
-        )
-        .await,
-    );
+    // Default window (1 s): right after its write, the task's reads go to the writer; another
+    // task's reads do not.
+    let db = connect(Duration::from_secs(1)).await;
+    cluster.assert_reader(served_by(&db).await);
+    db.execute_unprepared(insert).await.unwrap();
+    assert_eq!(served_by(&db).await, cluster.writer_port());
+    let other = from_another_task(&db, |db| async move { served_by(&db).await }).await;
+    cluster.assert_reader(other);
+    // A `/*@reader*/` hint wins.
+    let hinted = format!("/*@reader*/ {}", cluster.port_sql());
+    cluster.assert_reader(port_of(&db, &hinted).await);
+    // Once the window has passed, reads go to the replicas again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    cluster.assert_reader(served_by(&db).await);
+
+    // Off: reads go to the replicas straight after a write.
+    let off = connect(Duration::ZERO).await;
+    off.execute_unprepared(insert).await.unwrap();
+    cluster.assert_reader(served_by(&off).await);
+}
+
+async fn raw_statements_are_routed_by_what_they_do(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let db = setup_in(cluster, "raw_statements").await;
+    let writer = cluster.writer_port();
+    let port = cluster.port_expr();
+
+    cluster.assert_reader(served_by(&db).await);
+    let commented = format!("  -- a comment\n SELECT {port} AS port");
+    cluster.assert_reader(port_of(&db, &commented).await);
+    let cte = format!("WITH x AS (SELECT 1 AS one) SELECT {port} AS port FROM x");
+    cluster.assert_reader(port_of(&db, &cte).await);
     // Side effects, locking and session state go to the writer.
-    assert_eq!(
-        port_of(&db, "SELECT inet_server_port() AS port, nextval('ticket')").await,
-        writer
-    );
-    assert_eq!(
-        port_of(
-            &db,
-            "SELECT inet_server_port() AS port, pg_advisory_xact_lock(1)"
-        )
-        .await,
-        writer
-    );
-    assert_eq!(
-        port_of(&db, "SELECT inet_server_port() AS port, txid_current()").await,
-        writer
-    );
+    assert_eq!(port_of(&db, cluster.side_effect_port_sql()).await, writer);
+    let session_bound: &[&str] = match kind {
+        Kind::Postgres => &[
+            "SELECT inet_server_port() AS port, pg_advisory_xact_lock(1)",
+            "SELECT inet_server_port() AS port, txid_current()",
+        ],
+        Kind::MySql => &[
+            "SELECT @@port AS port, LAST_INSERT_ID()",
+            "SELECT @@port AS port, FOUND_ROWS()",
+            "SELECT @@port AS port, @ticket := 1",
+        ],
+    };
+    for sql in session_bound {
+        assert_eq!(port_of(&db, sql).await, writer, "{sql}");
+    }
     db.execute_unprepared("INSERT INTO cake (name) VALUES ('a')")
         .await
         .unwrap();
-    assert_eq!(
-        port_of(
-            &db,
-            "SELECT inet_server_port() AS port FROM cake LIMIT 1 FOR UPDATE"
-        )
-        .await,
-        writer
-    );
-    assert_eq!(
-        port_of(
-            &db,
-            "UPDATE cake SET name = 'b' RETURNING served_by AS port"
-        )
-        .await,
-        writer
-    );
+    let for_update = format!("SELECT {port} AS port FROM cake LIMIT 1 FOR UPDATE");
+    assert_eq!(port_of(&db, &for_update).await, writer);
+    if kind == Kind::Postgres {
+        let returning = "UPDATE cake SET name = 'b' RETURNING served_by AS port";
+        assert_eq!(port_of(&db, returning).await, writer);
+    }
     // Unsure (here: not even SQL) goes to the writer, which reports the error.
     let err = db.execute_raw(stmt(&db, "SELEKT 1")).await.unwrap_err();
     assert_eq!(
@@ -132,29 +170,27 @@ async fn raw_statements_are_routed_by_what_they_do() {
         .unwrap();
     assert_eq!(
         cluster
-            .psql("raw_statements", "SELECT count(*) FROM extra")
-            .unwrap()
+            .admin("raw_statements", "SELECT count(*) FROM extra")
             .trim(),
         "0"
     );
 }
 
-#[tokio::test]
-async fn reads_spread_over_both_replicas() {
-    let cluster = cluster();
+async fn reads_spread_over_both_replicas(kind: Kind) {
+    let cluster = Cluster::shared(kind);
     for selection in [
         ReaderSelection::PowerOfTwoChoices,
         ReaderSelection::RoundRobin,
         ReaderSelection::Random,
     ] {
         let name = format!("spread_{selection:?}").to_lowercase();
-        support::create_database(cluster, &name);
+        cluster.create_database(&name);
         let mut builder = RdsConnection::builder()
-            .writer(cluster.primary().url(&name))
+            .writer(cluster.writer_url(&name))
             .reader_selection(selection)
             .sqlx_logging(false);
-        for replica in cluster.replicas() {
-            builder = builder.reader(replica.url(&name));
+        for url in cluster.reader_urls(&name) {
+            builder = builder.reader(url);
         }
         let db = builder.build().await.unwrap();
         let mut per_port: HashMap<u16, usize> = HashMap::new();
@@ -162,34 +198,26 @@ async fn reads_spread_over_both_replicas() {
             *per_port.entry(served_by(&db).await).or_default() += 1;
         }
         assert!(
-            !per_port.contains_key(&writer_port(cluster)),
+            !per_port.contains_key(&cluster.writer_port()),
             "{selection:?}: a read reached the writer: {per_port:?}"
         );
-        for replica in cluster.replicas() {
-            let n = per_port.get(&replica.port()).copied().unwrap_or(0);
+        for port in cluster.reader_ports() {
+            let n = per_port.get(&port).copied().unwrap_or(0);
             assert!(
                 n >= 40,
-                "{selection:?}: replica {} served {n} of 200 reads: {per_port:?}",
-                replica.port()
+                "{selection:?}: replica {port} served {n} of 200 reads: {per_port:?}"
             );
         }
     }
 }
 
-#[tokio::test]
-async fn reads_fall_back_to_the_writer_when_no_reader_is_reachable() {
-    let cluster = cluster();
-    support::create_database(cluster, "fallback");
-    let url = cluster.primary().url("fallback");
+async fn reads_fall_back_to_the_writer_when_no_reader_is_reachable(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    cluster.create_database("fallback");
+    let url = cluster.writer_url("fallback");
     // A reader URL where nothing listens: left out at start-up.
-    let dead = {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        format!("postgres://postgres@127.0.0.1:{port}/fallback")
-    };
+    let dead = cluster.dead_url("fallback");
+    let live = cluster.replicas()[1];
 
     let no_readers = RdsConnection::builder()
         .writer(url.clone())
@@ -197,37 +225,37 @@ async fn reads_fall_back_to_the_writer_when_no_reader_is_reachable() {
         .build()
         .await
         .unwrap();
-    assert_eq!(served_by(&no_readers).await, writer_port(cluster));
+    assert_eq!(served_by(&no_readers).await, cluster.writer_port());
 
     let dead_reader = RdsConnection::builder()
         .writer(url.clone())
         .reader(dead.clone())
-        .connect_timeout(std::time::Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
         .sqlx_logging(false)
         .build()
         .await
         .unwrap();
-    assert_eq!(served_by(&dead_reader).await, writer_port(cluster));
+    assert_eq!(served_by(&dead_reader).await, cluster.writer_port());
 
     // One dead, one live reader: every read goes to the live one.
     let one_alive = RdsConnection::builder()
         .writer(url.clone())
         .reader(dead.clone())
-        .reader(cluster.replicas()[1].url("fallback"))
-        .connect_timeout(std::time::Duration::from_secs(2))
+        .reader(live.url("fallback"))
+        .connect_timeout(Duration::from_secs(2))
         .sqlx_logging(false)
         .build()
         .await
         .unwrap();
     for _ in 0..20 {
-        assert_eq!(served_by(&one_alive).await, cluster.replicas()[1].port());
+        assert_eq!(served_by(&one_alive).await, live.port());
     }
 
     let strict = RdsConnection::builder()
         .writer(url)
         .reader(dead)
         .fallback_to_writer(false)
-        .connect_timeout(std::time::Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
         .sqlx_logging(false)
         .build()
         .await
@@ -243,23 +271,19 @@ async fn reads_fall_back_to_the_writer_when_no_reader_is_reachable() {
     );
     // Writes are unaffected.
     assert_eq!(
-        port_of(
-            &strict,
-            "SELECT inet_server_port() AS port, nextval('ticket')"
-        )
-        .await,
-        writer_port(cluster)
+        port_of(&strict, cluster.side_effect_port_sql()).await,
+        cluster.writer_port()
     );
 }
 
-#[tokio::test]
-async fn existing_database_connections_can_be_used_as_hosts() {
-    let cluster = cluster();
-    support::create_database(cluster, "handed_over");
-    let writer = sea_orm::Database::connect(cluster.primary().url("handed_over"))
+async fn existing_database_connections_can_be_used_as_hosts(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    cluster.create_database("handed_over");
+    let writer = sea_orm::Database::connect(cluster.writer_url("handed_over"))
         .await
         .unwrap();
-    let reader = sea_orm::Database::connect(cluster.replicas()[0].url("handed_over"))
+    let reader_node = cluster.replicas()[0];
+    let reader = sea_orm::Database::connect(reader_node.url("handed_over"))
         .await
         .unwrap();
     let db = RdsConnection::builder()
@@ -268,18 +292,35 @@ async fn existing_database_connections_can_be_used_as_hosts() {
         .build()
         .await
         .unwrap();
-    assert_eq!(served_by(&db).await, cluster.replicas()[0].port());
+    assert_eq!(served_by(&db).await, reader_node.port());
     assert_eq!(
-        port_of(&db, "SELECT inet_server_port() AS port, nextval('ticket')").await,
-        writer_port(cluster)
+        port_of(&db, cluster.side_effect_port_sql()).await,
+        cluster.writer_port()
     );
 }
 
-#[tokio::test]
-async fn a_reader_of_another_database_kind_is_a_config_error() {
-    let cluster = cluster();
+async fn a_reader_of_another_database_kind_is_a_config_error(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let other = Cluster::shared(match kind {
+        Kind::Postgres => Kind::MySql,
+        Kind::MySql => Kind::Postgres,
+    });
+    // Both clusters serve this body once per backend: one database name per direction.
+    let name = format!("other_kind_{kind:?}").to_lowercase();
+    cluster.create_database(&name);
+    other.create_database(&name);
+    let reader = sea_orm::Database::connect(other.writer_url(&name))
+        .await
+        .unwrap();
     let err = RdsConnection::builder()
-        .writer(cluster.primary().url("postgres"))
+        .writer(cluster.writer_url(&name))
+        .reader_connection(reader)
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let err = RdsConnection::builder()
+        .writer(cluster.writer_url(&name))
         .reader_connection(sea_orm::DatabaseConnection::default())
         .build()
         .await

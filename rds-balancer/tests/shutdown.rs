@@ -1,5 +1,5 @@
-//! Graceful shutdown against a real PostgreSQL cluster: in-flight work finishes, new work is
-//! refused with a typed error, every pool closes.
+//! Graceful shutdown against a real cluster, on PostgreSQL and on MariaDB (each test body runs on
+//! both): in-flight work finishes, new work is refused with a typed error, every pool closes.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -9,66 +9,51 @@ use std::time::Duration;
 
 use rds_balancer::ErrorKind;
 use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
-use support::{cluster, port_of, served_by, setup, stmt, writer_port};
+use support::{
+    Cluster, Kind, backend_tests, port_of, served_by, setup_in, sleep_call, slow_port_sql, stmt,
+    wait_no_connections, wait_running,
+};
 
-/// Waits until the server reports `n` backends running `pg_sleep` in database `db`.
-async fn wait_for_sleepers(db: &str, n: usize) {
-    let cluster = cluster();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut running = 0;
-        for node in cluster.nodes() {
-            let sql = format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
-            );
-            running += node
-                .psql("postgres", &sql)
-                .unwrap()
-                .trim()
-                .parse::<usize>()
-                .unwrap();
+backend_tests!(
+    shutdown_lets_in_flight_work_finish_and_refuses_new_work,
+    shutdown_reports_work_that_outlives_the_timeout,
+    sigterm_triggers_a_graceful_shutdown,
+);
+
+/// An `INSERT` of one `cake` named `name` that first sleeps `secs` seconds on the server.
+fn slow_insert(kind: Kind, name: &str, secs: &str) -> String {
+    match kind {
+        Kind::Postgres => format!("INSERT INTO cake (name) SELECT '{name}' FROM pg_sleep({secs})"),
+        Kind::MySql => {
+            format!("INSERT INTO cake (name) SELECT IF(SLEEP({secs}) = 0, '{name}', '')")
         }
-        if running >= n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {running} of {n} statements started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-#[tokio::test]
-async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
-    let cluster = cluster();
-    let db = setup("shutdown_drain").await;
-    let writer = writer_port(cluster);
+async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let db = setup_in(cluster, "shutdown_drain").await;
 
     // Reads on the replicas, a write on the writer, and a transaction, all in flight.
     let mut reads = Vec::new();
     for _ in 0..4 {
         let db = db.clone();
         reads.push(tokio::spawn(async move {
-            port_of(&db, "SELECT inet_server_port() AS port FROM pg_sleep(2)").await
+            port_of(&db, &slow_port_sql(kind, "2")).await
         }));
     }
     let write = {
         let db = db.clone();
-        tokio::spawn(async move {
-            port_of(
-                &db,
-                "SELECT inet_server_port() AS port, nextval('ticket') FROM pg_sleep(2)",
-            )
-            .await
-        })
+        let sql = slow_insert(kind, "slow write", "2");
+        tokio::spawn(async move { db.execute_raw(stmt(&db, &sql)).await })
     };
     let txn = {
         let db = db.clone();
+        let sleep = format!("SELECT {}", sleep_call(kind, "2"));
         tokio::spawn(async move {
             db.transaction::<_, (), DbErr>(|txn| {
                 Box::pin(async move {
-                    txn.execute_unprepared("SELECT pg_sleep(2)").await?;
+                    txn.execute_unprepared(&sleep).await?;
                     txn.execute_unprepared("INSERT INTO cake (name) VALUES ('during shutdown')")
                         .await?;
                     Ok(())
@@ -77,7 +62,7 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
             .await
         })
     };
-    wait_for_sleepers("shutdown_drain", 6).await;
+    wait_running(cluster, "shutdown_drain", &sleep_call(kind, "2"), 6).await;
 
     let shutdown = {
         let db = db.clone();
@@ -93,6 +78,15 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
         Some(ErrorKind::ShuttingDown),
         "{refused}"
     );
+    let refused = db
+        .execute_raw(stmt(&db, "INSERT INTO cake (name) VALUES ('refused')"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        ErrorKind::of(&refused),
+        Some(ErrorKind::ShuttingDown),
+        "{refused}"
+    );
     let refused = db.begin().await.unwrap_err();
     assert_eq!(
         ErrorKind::of(&refused),
@@ -102,79 +96,63 @@ async fn shutdown_lets_in_flight_work_finish_and_refuses_new_work() {
 
     // Nothing in flight was lost.
     for read in reads {
-        support::assert_reader(cluster, read.await.unwrap());
+        cluster.assert_reader(read.await.unwrap());
     }
-    assert_eq!(write.await.unwrap(), writer);
+    assert_eq!(write.await.unwrap().unwrap().rows_affected(), 1);
     txn.await.unwrap().unwrap();
     let report = shutdown.await.unwrap();
     assert!(report.drained, "{report:?}");
     assert_eq!(report.abandoned, 0);
+    // The write and the transaction's insert ran once each, on the writer; the refused insert
+    // never ran.
+    assert_eq!(cluster.count_on_primary("shutdown_drain"), 2);
     assert_eq!(
         cluster
-            .psql("shutdown_drain", "SELECT count(*) FROM cake")
-            .unwrap()
+            .admin(
+                "shutdown_drain",
+                "SELECT served_by FROM cake WHERE name = 'slow write'"
+            )
             .trim(),
-        "1"
-    );
-    assert_eq!(
-        cluster
-            .psql("shutdown_drain", "SELECT last_value FROM ticket")
-            .unwrap()
-            .trim(),
-        "1"
+        cluster.writer_port().to_string()
     );
 
-    // Every pool is closed: the servers see no connection to this database any more (a backend
-    // may take a moment to exit after its client hung up).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    for node in cluster.nodes() {
-        loop {
-            let open = node
-                .psql(
-                    "postgres",
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = 'shutdown_drain'",
-                )
-                .unwrap();
-            if open.trim() == "0" {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} still has {open} connections",
-                node.name()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    // Every pool is closed: the servers see no connection to this database any more (a server
+    // may take a moment to notice that its client hung up).
+    wait_no_connections(cluster.primary(), "shutdown_drain").await;
+    for replica in cluster.replicas() {
+        wait_no_connections(replica, "shutdown_drain").await;
     }
     // A second shutdown is harmless.
     assert!(db.shutdown(Duration::from_secs(1)).await.drained);
 }
 
-#[tokio::test]
-async fn shutdown_reports_work_that_outlives_the_timeout() {
-    let db = setup("shutdown_timeout").await;
+async fn shutdown_reports_work_that_outlives_the_timeout(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let db = setup_in(cluster, "shutdown_timeout").await;
     let slow = {
         let db = db.clone();
-        tokio::spawn(async move {
-            port_of(&db, "SELECT inet_server_port() AS port FROM pg_sleep(3)").await
-        })
+        tokio::spawn(async move { port_of(&db, &slow_port_sql(kind, "3")).await })
     };
-    wait_for_sleepers("shutdown_timeout", 1).await;
+    wait_running(cluster, "shutdown_timeout", &sleep_call(kind, "3"), 1).await;
     let report = db.shutdown(Duration::from_millis(300)).await;
     assert!(!report.drained);
     assert_eq!(report.abandoned, 1);
     assert!(report.elapsed < Duration::from_secs(2), "{report:?}");
     // The abandoned statement is not killed: it still completes.
-    support::assert_reader(cluster(), slow.await.unwrap());
+    cluster.assert_reader(slow.await.unwrap());
 }
 
-#[tokio::test]
-async fn sigterm_triggers_a_graceful_shutdown() {
-    let db = setup("shutdown_signal").await;
+/// SIGTERM reaches every handler in the process: the two backends' signal tests take turns.
+static SIGNAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn sigterm_triggers_a_graceful_shutdown(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let db = setup_in(cluster, "shutdown_signal").await;
+    let _turn = SIGNAL.lock().await;
     let on_signal = db.shutdown_on_signal(Duration::from_secs(10)).unwrap();
     let handler = tokio::spawn(on_signal);
     assert!(!db.is_shutting_down());
-    support::assert_reader(cluster(), served_by(&db).await);
+    cluster.assert_reader(served_by(&db).await);
     let status = std::process::Command::new("kill")
         .args(["-TERM", &std::process::id().to_string()])
         .status()
@@ -188,4 +166,9 @@ async fn sigterm_triggers_a_graceful_shutdown() {
     assert!(db.is_shutting_down());
     let err = db.query_one_raw(stmt(&db, "SELECT 1")).await.unwrap_err();
     assert_eq!(ErrorKind::of(&err), Some(ErrorKind::ShuttingDown));
+    // Every pool is closed.
+    wait_no_connections(cluster.primary(), "shutdown_signal").await;
+    for replica in cluster.replicas() {
+        wait_no_connections(replica, "shutdown_signal").await;
+    }
 }

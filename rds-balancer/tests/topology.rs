@@ -1,5 +1,6 @@
-//! Following a topology (`RdsConnection::apply_topology`) against a real PostgreSQL cluster:
-//! readers join and leave while statements run, and none is lost.
+//! Following a topology (`RdsConnection::apply_topology`) against a real cluster, on PostgreSQL
+//! and on MariaDB (each test body runs on both): readers join and leave while statements run,
+//! and none is lost.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -9,40 +10,50 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use rds_balancer::{Instance, RdsConnection, Topology, TopologyChange};
-use rds_balancer_testkit::{PgCluster, PgNode};
-use support::{cluster, port_of, served_by, writer_port};
+use sea_orm::ConnectionTrait;
+use support::{
+    Cluster, Kind, Node, backend_tests, connections_on, port_of, running_on, served_by, sleep_call,
+    slow_port_sql, stmt,
+};
 
-fn writer(node: &PgNode) -> Instance {
+backend_tests!(
+    readers_added_to_the_topology_take_reads_at_once,
+    a_removed_reader_finishes_its_in_flight_query_and_then_closes,
+    unavailable_and_unreachable_readers_get_no_traffic,
+    writes_follow_a_new_writer,
+    excluded_instances_and_other_tiers_get_no_reads,
+    keep_existing_write_host_ignores_the_topologys_writer,
+    the_builders_writer_is_adopted_when_the_topology_names_it,
+);
+
+fn writer(node: Node<'_>) -> Instance {
     Instance::writer(node.name()).with_endpoint("127.0.0.1", node.port())
 }
 
-fn reader(node: &PgNode) -> Instance {
+fn reader(node: Node<'_>) -> Instance {
     Instance::reader(node.name()).with_endpoint("127.0.0.1", node.port())
 }
 
-async fn writer_only(cluster: &PgCluster, db: &str) -> RdsConnection {
-    support::create_database(cluster, db);
+/// A fresh database `db` and a connection to it that knows only the writer. Read-your-writes is
+/// off: these tests are about where the topology sends reads, also right after a write.
+async fn writer_only(cluster: &Cluster, db: &str) -> RdsConnection {
+    cluster.create_database(db);
     RdsConnection::builder()
-        .writer(cluster.primary().url(db))
+        .writer(cluster.writer_url(db))
         .connect_timeout(Duration::from_secs(2))
+        .read_your_writes(Duration::ZERO)
         .sqlx_logging(false)
         .build()
         .await
         .unwrap()
 }
 
-/// Connections the server `node` has open to database `db`.
-fn connections(node: &PgNode, db: &str) -> usize {
-    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'");
-    node.psql("postgres", &sql).unwrap().trim().parse().unwrap()
-}
-
-#[tokio::test]
-async fn readers_added_to_the_topology_take_reads_at_once() {
-    let cluster = cluster();
-    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+async fn readers_added_to_the_topology_take_reads_at_once(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let replicas = cluster.replicas();
+    let [r1, r2] = [replicas[0], replicas[1]];
     let db = writer_only(cluster, "topology_add").await;
-    assert_eq!(served_by(&db).await, writer_port(cluster), "no reader yet");
+    assert_eq!(served_by(&db).await, cluster.writer_port(), "no reader yet");
 
     let changes = db
         .apply_topology(&Topology::new(vec![writer(cluster.primary()), reader(r1)]))
@@ -69,16 +80,16 @@ async fn readers_added_to_the_topology_take_reads_at_once() {
     }
     assert_eq!(seen, HashSet::from([r1.port(), r2.port()]));
     // Writes still go to the writer; applying the same topology again changes nothing.
-    let write = "SELECT inet_server_port() AS port, nextval('ticket')";
-    assert_eq!(port_of(&db, write).await, writer_port(cluster));
+    let write = cluster.side_effect_port_sql();
+    assert_eq!(port_of(&db, write).await, cluster.writer_port());
     let again = Topology::new(vec![writer(cluster.primary()), reader(r1), reader(r2)]);
     assert!(db.apply_topology(&again).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_removed_reader_finishes_its_in_flight_query_and_then_closes() {
-    let cluster = cluster();
-    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+async fn a_removed_reader_finishes_its_in_flight_query_and_then_closes(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let replicas = cluster.replicas();
+    let [r1, r2] = [replicas[0], replicas[1]];
     let db = writer_only(cluster, "topology_remove").await;
     db.apply_topology(&Topology::new(vec![writer(cluster.primary()), reader(r1)]))
         .await
@@ -86,15 +97,10 @@ async fn a_removed_reader_finishes_its_in_flight_query_and_then_closes() {
 
     let slow = {
         let db = db.clone();
-        tokio::spawn(async move {
-            port_of(&db, "SELECT inet_server_port() AS port FROM pg_sleep(1.5)").await
-        })
+        tokio::spawn(async move { port_of(&db, &slow_port_sql(kind, "2.5")).await })
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let running = "SELECT count(*) FROM pg_stat_activity \
-                   WHERE datname = 'topology_remove' AND query LIKE '%pg_sleep(1.5)%' \
-                   AND pid <> pg_backend_pid()";
-    while r1.psql("postgres", running).unwrap().trim() != "1" {
+    while running_on(r1, "topology_remove", &sleep_call(kind, "2.5")) != 1 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the slow query never started"
@@ -113,12 +119,17 @@ async fn a_removed_reader_finishes_its_in_flight_query_and_then_closes() {
     for _ in 0..10 {
         assert_eq!(served_by(&db).await, r2.port());
     }
-    assert!(connections(r1, "topology_remove") >= 1);
+    assert_eq!(
+        running_on(r1, "topology_remove", &sleep_call(kind, "2.5")),
+        1,
+        "the slow query still runs on the removed reader"
+    );
+    assert!(connections_on(r1, "topology_remove") >= 1);
     // The in-flight query on the removed reader completes, successfully, where it started...
     assert_eq!(slow.await.unwrap(), r1.port());
     // ...and then replica-1's pool is closed.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while connections(r1, "topology_remove") > 0 {
+    while connections_on(r1, "topology_remove") > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "replica-1's pool was not closed"
@@ -128,10 +139,10 @@ async fn a_removed_reader_finishes_its_in_flight_query_and_then_closes() {
     assert!(db.shutdown(Duration::from_secs(5)).await.drained);
 }
 
-#[tokio::test]
-async fn unavailable_and_unreachable_readers_get_no_traffic() {
-    let cluster = cluster();
-    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+async fn unavailable_and_unreachable_readers_get_no_traffic(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let replicas = cluster.replicas();
+    let [r1, r2] = [replicas[0], replicas[1]];
     let db = writer_only(cluster, "topology_filter").await;
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -171,29 +182,31 @@ async fn unavailable_and_unreachable_readers_get_no_traffic() {
     );
 }
 
-#[tokio::test]
-async fn writes_follow_a_new_writer() {
+async fn writes_follow_a_new_writer(kind: Kind) {
     // This test kills and promotes nodes: it has a cluster of its own.
-    let cluster = PgCluster::start(2).unwrap();
+    let cluster = Cluster::start(kind, 2);
     let db = writer_only(&cluster, "topology_failover").await;
-    let (old, new) = (cluster.primary().port(), cluster.replicas()[0].port());
-    let write = "SELECT inet_server_port() AS port, nextval('ticket')";
+    let (old, new) = (cluster.writer_port(), cluster.replicas()[0].port());
+    let write = cluster.side_effect_port_sql();
+    let replicas = cluster.replicas();
     db.apply_topology(&Topology::new(vec![
         writer(cluster.primary()),
-        reader(&cluster.replicas()[0]),
-        reader(&cluster.replicas()[1]),
+        reader(replicas[0]),
+        reader(replicas[1]),
     ]))
     .await
     .unwrap();
     assert_eq!(port_of(&db, write).await, old);
 
-    cluster.primary().kill().unwrap();
-    cluster.promote(0).unwrap();
+    // A clean failover: the replicas have everything the old writer had.
+    cluster.wait_replicated();
+    cluster.primary().kill();
+    cluster.promote(0);
     // The cluster now reports replica-1 as its writer and replica-2 as its only reader.
     let changes = db
         .apply_topology(&Topology::new(vec![
             writer(cluster.primary()),
-            reader(&cluster.replicas()[0]),
+            reader(cluster.replicas()[0]),
         ]))
         .await
         .unwrap();
@@ -212,6 +225,19 @@ async fn writes_follow_a_new_writer() {
         new,
         "writes reach the promoted writer"
     );
+    // A real write lands on the promoted writer, stamped with its port.
+    db.execute_raw(stmt(
+        &db,
+        "INSERT INTO cake (name) VALUES ('after failover')",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        cluster
+            .admin("topology_failover", "SELECT served_by FROM cake")
+            .trim(),
+        new.to_string()
+    );
     for _ in 0..10 {
         assert_eq!(served_by(&db).await, cluster.replicas()[0].port());
     }
@@ -219,12 +245,12 @@ async fn writes_follow_a_new_writer() {
     assert!(report.drained, "{report:?}");
 }
 
-#[tokio::test]
-async fn excluded_instances_and_other_tiers_get_no_reads() {
-    let cluster = cluster();
-    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
-    support::create_database(cluster, "topology_filters");
-    let url = cluster.primary().url("topology_filters");
+async fn excluded_instances_and_other_tiers_get_no_reads(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let replicas = cluster.replicas();
+    let [r1, r2] = [replicas[0], replicas[1]];
+    cluster.create_database("topology_filters");
+    let url = cluster.writer_url("topology_filters");
     let topology = Topology::new(vec![
         writer(cluster.primary()),
         reader(r1).with_promotion_tier(0),
@@ -267,13 +293,13 @@ async fn excluded_instances_and_other_tiers_get_no_reads() {
     );
 }
 
-#[tokio::test]
-async fn keep_existing_write_host_ignores_the_topologys_writer() {
-    let cluster = cluster();
-    let r1 = &cluster.replicas()[0];
-    support::create_database(cluster, "topology_keep_writer");
+async fn keep_existing_write_host_ignores_the_topologys_writer(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let replicas = cluster.replicas();
+    let [r1, r2] = [replicas[0], replicas[1]];
+    cluster.create_database("topology_keep_writer");
     let db = RdsConnection::builder()
-        .writer(cluster.primary().url("topology_keep_writer"))
+        .writer(cluster.writer_url("topology_keep_writer"))
         .keep_existing_write_host(true)
         .sqlx_logging(false)
         .build()
@@ -282,10 +308,7 @@ async fn keep_existing_write_host_ignores_the_topologys_writer() {
     // A topology naming replica-1 as the writer (as an RDS Proxy user would see after a
     // failover the proxy handles itself): the builder's writer stays.
     let changes = db
-        .apply_topology(&Topology::new(vec![
-            writer(r1),
-            reader(&cluster.replicas()[1]),
-        ]))
+        .apply_topology(&Topology::new(vec![writer(r1), reader(r2)]))
         .await
         .unwrap();
     assert!(
@@ -294,33 +317,41 @@ async fn keep_existing_write_host_ignores_the_topologys_writer() {
             .any(|c| matches!(c, TopologyChange::WriterChanged(_))),
         "{changes:?}"
     );
-    let write = "SELECT inet_server_port() AS port, nextval('ticket')";
-    assert_eq!(port_of(&db, write).await, writer_port(cluster));
-    assert_eq!(served_by(&db).await, cluster.replicas()[1].port());
+    // Read first: after its write, this task's reads would go to the writer for a while.
+    assert_eq!(served_by(&db).await, r2.port());
+    let write = cluster.side_effect_port_sql();
+    assert_eq!(port_of(&db, write).await, cluster.writer_port());
+    db.execute_raw(stmt(&db, "INSERT INTO cake (name) VALUES ('kept')"))
+        .await
+        .unwrap();
+    assert_eq!(cluster.count_on_primary("topology_keep_writer"), 1);
 }
 
-#[tokio::test]
-async fn the_builders_writer_is_adopted_when_the_topology_names_it() {
-    let cluster = cluster();
-    support::create_database(cluster, "topology_adopt");
+async fn the_builders_writer_is_adopted_when_the_topology_names_it(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    cluster.create_database("topology_adopt");
     let db = RdsConnection::builder()
-        .writer(cluster.primary().url("topology_adopt"))
+        .writer(cluster.writer_url("topology_adopt"))
         .max_connections(1)
         .sqlx_logging(false)
         .build()
         .await
         .unwrap();
-    // One pooled connection: its backend pid identifies the writer pool.
+    // One pooled connection: its server-side id identifies the writer pool. The statement has a
+    // side effect, so it goes to the writer.
+    let sql = match kind {
+        Kind::Postgres => "SELECT pg_backend_pid()::bigint AS pid, nextval('ticket')",
+        Kind::MySql => "SELECT CAST(CONNECTION_ID() AS SIGNED) AS pid, GET_LOCK('adopt', 0)",
+    };
     let pid = || async {
-        let sql = "SELECT pg_backend_pid() AS pid, nextval('ticket')";
-        let row = sea_orm::ConnectionTrait::query_one_raw(&db, support::stmt(&db, sql)).await;
-        row.unwrap().unwrap().try_get::<i32>("", "pid").unwrap()
+        let row = db.query_one_raw(stmt(&db, sql)).await;
+        row.unwrap().unwrap().try_get::<i64>("", "pid").unwrap()
     };
     let before = pid().await;
     let changes = db
         .apply_topology(&Topology::new(vec![
             writer(cluster.primary()),
-            reader(&cluster.replicas()[0]),
+            reader(cluster.replicas()[0]),
         ]))
         .await
         .unwrap();

@@ -1,63 +1,60 @@
-//! Shared set-up for the integration tests: one real PostgreSQL cluster (a primary and two
-//! streaming replicas) per test binary, a database per test, and ways to ask the server which
-//! host served a statement.
-#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)]
+//! Shared set-up for the integration tests: real clusters (a primary and two replicas,
+//! PostgreSQL or MariaDB: [`Cluster`]) shared per test binary, a database per test, and ways to
+//! ask the server which host served a statement.
+#![allow(
+    dead_code,
+    unused_imports,
+    unreachable_pub,
+    clippy::expect_used,
+    clippy::unwrap_used
+)]
 
+mod backend;
 pub mod entities;
+pub mod health;
 #[cfg(feature = "rds-api")]
 pub mod rds;
 
-use std::sync::OnceLock;
-use std::time::Duration;
+pub(crate) use self::backend::backend_tests;
+pub use self::backend::{Cluster, Kind, MYSQL_PASSWORD, MYSQL_USER, Node, port_of};
 
 use rds_balancer::RdsConnection;
-use rds_balancer_testkit::{PgCluster, SERVER_PORT_SQL};
-use sea_orm::{ConnectionTrait, Statement};
+use rds_balancer_testkit::PgCluster;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-/// The cluster shared by the tests of this binary. Tests that stop, pause or promote nodes
-/// start their own.
+/// The PostgreSQL cluster shared by the tests of this binary. Tests that stop, pause or promote
+/// nodes start their own.
 pub fn cluster() -> &'static PgCluster {
-    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| match PgCluster::start(2) {
-        Ok(cluster) => cluster,
-        Err(err) => panic!("could not start the PostgreSQL test cluster: {err}"),
-    })
+    Cluster::shared(Kind::Postgres).pg()
 }
 
-/// Schema every test database gets. `served_by` is stamped by a trigger with the port of the
-/// server that wrote the row; the `cake_seen` view reports the port of the server reading it.
-const SCHEMA: &str = "
-CREATE TABLE cake (id serial PRIMARY KEY, name text NOT NULL, served_by int);
-CREATE FUNCTION stamp_port() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN NEW.served_by := inet_server_port(); RETURN NEW; END $$;
-CREATE TRIGGER cake_stamp BEFORE INSERT OR UPDATE ON cake FOR EACH ROW EXECUTE FUNCTION stamp_port();
-CREATE VIEW cake_seen AS SELECT id, name, inet_server_port() AS read_port FROM cake;
-CREATE SEQUENCE ticket;
-";
-
-/// Creates database `name` with [`SCHEMA`] on `cluster`, replicated to every running replica.
+/// Creates database `name` with the test schema on PostgreSQL cluster `cluster`, replicated to
+/// every running replica.
 pub fn create_database(cluster: &PgCluster, name: &str) {
     cluster.create_database(name).expect("create database");
-    cluster.psql(name, SCHEMA).expect("create schema");
     cluster
-        .wait_replicated(Duration::from_secs(30))
+        .psql(name, backend::PG_SCHEMA)
+        .expect("create schema");
+    cluster
+        .wait_replicated(std::time::Duration::from_secs(30))
         .expect("schema replicated");
 }
 
-/// A fresh database `name` on the shared cluster and an `RdsConnection` to it (writer = primary,
-/// readers = both replicas).
+/// A fresh database `name` on the shared PostgreSQL cluster and an `RdsConnection` to it
+/// (writer = primary, readers = both replicas).
 pub async fn setup(name: &str) -> RdsConnection {
-    setup_on(cluster(), name).await
+    setup_in(Cluster::shared(Kind::Postgres), name).await
 }
 
-/// Like [`setup`], on a given cluster.
-pub async fn setup_on(cluster: &PgCluster, name: &str) -> RdsConnection {
-    create_database(cluster, name);
+/// A fresh database `name` with the test schema on `cluster` and an `RdsConnection` to it
+/// (writer = primary, readers = every replica).
+pub async fn setup_in(cluster: &Cluster, name: &str) -> RdsConnection {
+    cluster.create_database(name);
     let mut builder = RdsConnection::builder()
-        .writer(cluster.primary().url(name))
+        .writer(cluster.writer_url(name))
         .sqlx_logging(false);
-    for replica in cluster.replicas() {
-        builder = builder.reader(replica.url(name));
+    for url in cluster.reader_urls(name) {
+        builder = builder.reader(url);
     }
     builder.build().await.expect("connect")
 }
@@ -67,56 +64,119 @@ pub fn stmt(db: &RdsConnection, sql: &str) -> Statement {
     Statement::from_string(db.get_database_backend(), sql)
 }
 
-/// The port of the server that answered `sql` (which must return an int `port` column) through
-/// `db`.
-pub async fn port_of(db: &impl ConnectionTrait, sql: &str) -> u16 {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .expect("one row");
-    let port: i32 = row.try_get("", "port").expect("a port column");
-    u16::try_from(port).expect("a port")
-}
-
 /// The port of the server `db` sends a plain read to.
 pub async fn served_by(db: &impl ConnectionTrait) -> u16 {
-    port_of(db, SERVER_PORT_SQL).await
+    let sql = match db.get_database_backend() {
+        DbBackend::MySql => "SELECT @@port AS port",
+        _ => rds_balancer_testkit::SERVER_PORT_SQL,
+    };
+    port_of(db, sql).await
 }
 
-/// The primary's port.
-pub fn writer_port(cluster: &PgCluster) -> u16 {
-    cluster.primary().port()
+/// Runs `read` in a task that has not written: its reads go where the classifier sends them
+/// (read-your-writes keeps only the writing task's reads on the writer).
+pub async fn from_another_task<T, F>(db: &RdsConnection, read: impl FnOnce(RdsConnection) -> F) -> T
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    tokio::spawn(read(db.clone()))
+        .await
+        .expect("the reading task")
 }
 
-/// The replicas' ports.
-pub fn reader_ports(cluster: &PgCluster) -> Vec<u16> {
-    cluster.replicas().iter().map(|r| r.port()).collect()
+/// Runs admin SQL on `node` (PostgreSQL: `psql` as `postgres` in database `postgres`; MariaDB:
+/// the `mariadb` client as `root`, no database), bypassing rds-balancer; returns the client's
+/// output.
+pub fn node_admin(node: Node<'_>, sql: &str) -> String {
+    match node {
+        Node::Postgres(n) => n.psql("postgres", sql),
+        Node::MySql(n) => n.sql("", sql),
+    }
+    .unwrap_or_else(|e| panic!("{} on {}: {e}", sql, node.name()))
 }
 
-/// Asserts that `port` is one of `cluster`'s replicas.
-#[track_caller]
-pub fn assert_reader(cluster: &PgCluster, port: u16) {
-    assert!(
-        reader_ports(cluster).contains(&port),
-        "expected a replica, got port {port} (writer is {})",
-        writer_port(cluster)
-    );
+/// How many statements containing `needle` are running on `node` in database `db` right now
+/// (the asking connection aside), as the server reports them.
+pub fn running_on(node: Node<'_>, db: &str, needle: &str) -> usize {
+    let sql = match node {
+        Node::Postgres(_) => format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND state = 'active' \
+             AND query LIKE '%{needle}%' AND pid <> pg_backend_pid()"
+        ),
+        Node::MySql(_) => format!(
+            "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = '{db}' \
+             AND INFO LIKE '%{needle}%' AND ID <> CONNECTION_ID()"
+        ),
+    };
+    node_admin(node, &sql).trim().parse().expect("a count")
 }
 
-/// Waits until every replica of `cluster` has replayed the primary's writes.
-pub fn wait_replicated(cluster: &PgCluster) {
-    cluster
-        .wait_replicated(Duration::from_secs(30))
-        .expect("replicated");
+/// Waits (at most 20 s, else the test fails) until the nodes of `cluster` together run at least
+/// `n` statements containing `needle` in database `db`.
+pub async fn wait_running(cluster: &Cluster, db: &str, needle: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let nodes = std::iter::once(cluster.primary()).chain(cluster.replicas());
+        let running: usize = nodes.map(|node| running_on(node, db, needle)).sum();
+        if running >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {running} of {n} statements containing {needle:?} started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
-/// Counts the rows of `cake` on the primary, bypassing rds-balancer.
-pub fn count_on_primary(cluster: &PgCluster, db: &str) -> i64 {
-    cluster
-        .psql(db, "SELECT count(*) FROM cake")
-        .expect("count")
-        .trim()
-        .parse()
-        .expect("a number")
+/// The client connections the tests' user has open to database `db` on `node`, as the server
+/// reports them (PostgreSQL: `pg_stat_activity`; MariaDB: `information_schema.PROCESSLIST`).
+pub fn connections_on(node: Node<'_>, db: &str) -> usize {
+    let sql = match node {
+        Node::Postgres(_) => format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+             AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ),
+        Node::MySql(_) => format!(
+            "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = '{db}' \
+             AND USER = '{MYSQL_USER}'"
+        ),
+    };
+    node_admin(node, &sql).trim().parse().expect("a count")
+}
+
+/// Waits (at most 10 s, else the test fails) until the tests' user has no connection left to
+/// database `db` on `node` (a server may take a moment to notice a client hung up).
+pub async fn wait_no_connections(node: Node<'_>, db: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let open = connections_on(node, db);
+        if open == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} still has {open} connections to {db}",
+            node.name()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A call that makes the server sleep `secs` seconds: `pg_sleep(secs)` or `SLEEP(secs)`. Also
+/// the needle that finds the statement with [`running_on`].
+pub fn sleep_call(kind: Kind, secs: &str) -> String {
+    match kind {
+        Kind::Postgres => format!("pg_sleep({secs})"),
+        Kind::MySql => format!("SLEEP({secs})"),
+    }
+}
+
+/// A read that sleeps `secs` seconds, then returns the serving server's port as `port`.
+pub fn slow_port_sql(kind: Kind, secs: &str) -> String {
+    match kind {
+        Kind::Postgres => format!("SELECT inet_server_port() AS port FROM pg_sleep({secs})"),
+        Kind::MySql => format!("SELECT @@port AS port, SLEEP({secs}) AS slept"),
+    }
 }

@@ -29,3 +29,28 @@ pub fn dial_loopback(host: &str, port: u16) -> (String, u16) {
     let ip = resolve_to_loopback(host).map_or_else(|| host.to_owned(), |ip| ip.to_string());
     (ip, port)
 }
+
+/// The Aurora engine the RDS API names for a cluster of `kind`: `aurora-postgresql` or
+/// `aurora-mysql`.
+pub fn engine(kind: super::Kind) -> &'static str {
+    match kind {
+        super::Kind::Postgres => "aurora-postgresql",
+        super::Kind::MySql => "aurora-mysql",
+    }
+}
+
+/// Describes `cluster` on the emulator as Aurora cluster `cluster_id` of its engine
+/// (`describe_pg_cluster` or `describe_mariadb_cluster`): the current primary first (the
+/// writer), then each replica, with their ports. Returns the instance ids in that order:
+/// `<cluster_id>-primary`, `<cluster_id>-replica-1`, ...
+pub fn describe_cluster(
+    rds: &RdsEmulator,
+    cluster_id: &str,
+    cluster: &super::Cluster,
+) -> Vec<String> {
+    match cluster {
+        super::Cluster::Postgres(c) => rds.describe_pg_cluster(cluster_id, c),
+        super::Cluster::MySql(c) => rds.describe_mariadb_cluster(cluster_id, c),
+    }
+    .unwrap_or_else(|e| panic!("describe {cluster_id} on the emulator: {e}"))
+}
