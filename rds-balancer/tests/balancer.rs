@@ -1,9 +1,12 @@
-//! The balancer controller polling the RDS API emulator, against a real PostgreSQL cluster.
+//! The balancer controller polling the RDS API emulator, against a real cluster, on PostgreSQL
+//! and on MariaDB (each test body runs on both; the emulator describes an `aurora-postgresql`
+//! or an `aurora-mysql` cluster).
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test bodies and helpers outside #[test] fns
 
 mod support;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,8 +15,16 @@ use rds_balancer::{
     attach_rds_replica_balancer,
 };
 use rds_balancer_testkit::RdsEmulator;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use support::{cluster, served_by};
+use sea_orm::ConnectionTrait;
+use support::{Cluster, Kind, MYSQL_USER, Node, backend_tests, node_admin, served_by, stmt};
+
+backend_tests!(
+    polling_follows_readers_added_and_removed_without_a_restart,
+    an_unreachable_api_keeps_the_last_topology,
+    a_plain_database_connection_follows_the_cluster_and_destroy_gives_it_back,
+    destroy_reopens_a_configured_writer_that_a_topology_replaced,
+    connect_syncs_before_it_returns_and_then_follows_the_cluster,
+);
 
 async fn source(rds: &RdsEmulator, cluster_id: &str) -> RdsApiSource {
     support::rds::emulator_source_builder(rds, cluster_id)
@@ -23,11 +34,11 @@ async fn source(rds: &RdsEmulator, cluster_id: &str) -> RdsApiSource {
         .unwrap()
 }
 
-async fn connection(db: &str) -> RdsConnection {
-    let cluster = cluster();
-    support::create_database(cluster, db);
+/// A fresh database `db` on `cluster` and a connection to it that knows only the writer.
+async fn connection(cluster: &Cluster, db: &str) -> RdsConnection {
+    cluster.create_database(db);
     RdsConnection::builder()
-        .writer(cluster.primary().url(db))
+        .writer(cluster.writer_url(db))
         .endpoint_resolver(support::rds::dial_loopback)
         .sqlx_logging(false)
         .build()
@@ -47,13 +58,13 @@ async fn until_read_on(db: &RdsConnection, port: u16) -> Duration {
     start.elapsed()
 }
 
-#[tokio::test]
-async fn polling_follows_readers_added_and_removed_without_a_restart() {
-    let cluster = cluster();
-    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+async fn polling_follows_readers_added_and_removed_without_a_restart(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let [r1, r2] = [cluster.replicas()[0], cluster.replicas()[1]];
     let rds = RdsEmulator::start().unwrap();
-    rds.create_cluster("poll", "aurora-postgresql").unwrap();
-    rds.add_instance("poll", "poll-writer", cluster.primary().port(), Some(0))
+    rds.create_cluster("poll", support::rds::engine(kind))
+        .unwrap();
+    rds.add_instance("poll", "poll-writer", cluster.writer_port(), Some(0))
         .unwrap();
     rds.add_instance("poll", "poll-reader-1", r1.port(), Some(1))
         .unwrap();
@@ -66,7 +77,7 @@ async fn polling_follows_readers_added_and_removed_without_a_restart() {
             .auto_start(true)
             .on_topology_change(move |changes| seen.lock().unwrap().extend_from_slice(changes))
     };
-    let balancer = attach_rds_replica_balancer(connection("balancer_poll").await, options)
+    let balancer = attach_rds_replica_balancer(connection(cluster, "balancer_poll").await, options)
         .await
         .unwrap();
     let db = balancer.connection();
@@ -81,7 +92,9 @@ async fn polling_follows_readers_added_and_removed_without_a_restart() {
     let appeared = Instant::now();
     until_read_on(&db, r2.port()).await;
     let elapsed = appeared.elapsed();
-    eprintln!("reader added in the API -> first read served (polling every 100 ms): {elapsed:?}");
+    eprintln!(
+        "{kind:?}: reader added in the API -> first read served (polling every 100 ms): {elapsed:?}"
+    );
     assert!(elapsed < Duration::from_secs(5));
 
     rds.remove_instance("poll-reader-1").unwrap();
@@ -113,33 +126,49 @@ async fn polling_follows_readers_added_and_removed_without_a_restart() {
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }
 
-#[tokio::test]
-async fn an_unreachable_api_keeps_the_last_topology() {
-    let cluster = cluster();
-    let r1 = &cluster.replicas()[0];
+async fn an_unreachable_api_keeps_the_last_topology(kind: Kind) {
+    let cluster = Cluster::shared(kind);
     let rds = RdsEmulator::start().unwrap();
-    rds.create_cluster("gone", "aurora-postgresql").unwrap();
-    rds.add_instance("gone", "gone-writer", cluster.primary().port(), Some(0))
-        .unwrap();
-    rds.add_instance("gone", "gone-reader-1", r1.port(), Some(1))
-        .unwrap();
+    // The whole cluster, as the emulator describes it: the primary writes, both replicas read.
+    let ids = support::rds::describe_cluster(&rds, "gone", cluster);
+    assert_eq!(ids.len(), 3, "{ids:?}");
     let options = BalancerOptions::new(source(&rds, "gone").await)
         .poll_interval(Duration::from_millis(100))
         .auto_start(true);
-    let balancer = attach_rds_replica_balancer(connection("balancer_gone").await, options)
+    let balancer = attach_rds_replica_balancer(connection(cluster, "balancer_gone").await, options)
         .await
         .unwrap();
     let db = balancer.connection();
-    assert_eq!(served_by(&db).await, r1.port());
+    let readers: HashSet<String> = balancer
+        .topology()
+        .await
+        .readers()
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(
+        readers,
+        ids[1..].iter().cloned().collect(),
+        "the described readers"
+    );
+    cluster.assert_reader(served_by(&db).await);
 
     drop(rds); // the API goes away
     let err = balancer.sync_now().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Topology, "{err}");
-    // Polls keep failing; reads keep going to the last known reader.
+    // Polls keep failing; reads keep going to the last known readers, both of them.
     let until = Instant::now() + Duration::from_millis(600);
-    while Instant::now() < until {
-        assert_eq!(served_by(&db).await, r1.port());
+    let (mut reads, mut ports) = (0, HashSet::new());
+    while Instant::now() < until || reads < 50 {
+        let port = served_by(&db).await;
+        cluster.assert_reader(port);
+        ports.insert(port);
+        reads += 1;
     }
+    assert_eq!(
+        ports,
+        cluster.reader_ports().into_iter().collect(),
+        "{reads} reads"
+    );
     assert!(balancer.is_polling(), "a failing API is never fatal");
     // Shutdown stops the polling.
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
@@ -172,84 +201,134 @@ impl Scripted {
     }
 }
 
-/// Connections from `application_name` on the server at `port` (asked directly).
-async fn sessions_on(port: u16, db: &str, application_name: &str) -> i64 {
-    let url = format!("postgres://postgres@127.0.0.1:{port}/{db}");
-    let direct = sea_orm::Database::connect(url).await.unwrap();
-    let row = direct
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = '{application_name}'"),
-        ))
-        .await
-        .unwrap()
+/// A connection setting that only the application's own pool sets (in its URL's query), which
+/// every pool the balancer opens must copy: PostgreSQL `application_name`, MySQL `time_zone`
+/// (sqlx sets it at connect).
+struct Marker {
+    /// The URL query that sets it.
+    query: &'static str,
+    /// What the server reports for it.
+    value: &'static str,
+    /// `SELECT <port> AS port, <the session's value> AS setting`.
+    sql: &'static str,
+}
+
+fn marker(kind: Kind) -> Marker {
+    match kind {
+        Kind::Postgres => Marker {
+            query: "application_name=rdsb_plain",
+            value: "rdsb_plain",
+            sql: "SELECT inet_server_port() AS port, current_setting('application_name') AS setting",
+        },
+        Kind::MySql => Marker {
+            query: "time-zone=%2B08:00",
+            value: "+08:00",
+            // Unscoped: the session's value, and a plain read (`@@session.time_zone` names the
+            // session, and the classifier sends it to the writer).
+            sql: "SELECT @@port AS port, @@time_zone AS setting",
+        },
+    }
+}
+
+/// The application's sessions on `node` in database `db`, as the server reports them
+/// (PostgreSQL: `pg_stat_activity` by `application_name`; MySQL: `information_schema.PROCESSLIST`
+/// by the application's user, the only client of `db` on a replica).
+fn app_sessions(node: Node<'_>, db: &str) -> usize {
+    let sql = match node {
+        Node::Postgres(_) => format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+             AND application_name = 'rdsb_plain'"
+        ),
+        Node::MySql(_) => format!(
+            "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = '{db}' \
+             AND USER = '{MYSQL_USER}'"
+        ),
+    };
+    node_admin(node, &sql).trim().parse().expect("a count")
+}
+
+/// The integer `port` column of `row` (`int` on PostgreSQL, `bigint unsigned` on MySQL).
+fn port_in(row: &sea_orm::QueryResult) -> u16 {
+    let port = row
+        .try_get::<i32>("", "port")
+        .map(i64::from)
+        .or_else(|_| row.try_get::<i64>("", "port"))
+        .or_else(|_| {
+            row.try_get::<u64>("", "port")
+                .map(|p| i64::try_from(p).unwrap())
+        })
         .unwrap();
-    direct.close().await.unwrap();
-    row.try_get("", "n").unwrap()
+    u16::try_from(port).unwrap()
 }
 
-/// Reads on the writer: the port of the server a writer-routed statement reached.
-async fn writer_of(db: &RdsConnection) -> u16 {
-    support::port_of(db, "/*@writer*/ SELECT inet_server_port() AS port").await
+/// The port of the server a writer-routed statement reached.
+async fn writer_of(db: &RdsConnection, cluster: &Cluster) -> u16 {
+    support::port_of(db, &format!("/*@writer*/ {}", cluster.port_sql())).await
 }
 
-#[tokio::test]
-async fn a_plain_database_connection_follows_the_cluster_and_destroy_gives_it_back() {
-    let cluster = cluster();
+async fn a_plain_database_connection_follows_the_cluster_and_destroy_gives_it_back(kind: Kind) {
+    let cluster = Cluster::shared(kind);
     let (primary, [r1, r2]) = (
-        cluster.primary().port(),
-        [cluster.replicas()[0].port(), cluster.replicas()[1].port()],
+        cluster.writer_port(),
+        [cluster.replicas()[0], cluster.replicas()[1]],
     );
-    support::create_database(cluster, "balancer_plain");
-    let app = "rdsb_plain";
-    let url = format!(
-        "{}?application_name={app}",
-        cluster.primary().url("balancer_plain")
-    );
+    cluster.create_database("balancer_plain");
+    let marker = marker(kind);
+    let url = format!("{}?{}", cluster.writer_url("balancer_plain"), marker.query);
     let mine = sea_orm::Database::connect(url).await.unwrap();
 
     let source = Scripted::default();
-    source.set(primary, &[r1]);
+    source.set(primary, &[r1.port()]);
     let balancer = attach_rds_replica_balancer(mine.clone(), source.options().auto_start(true))
         .await
         .unwrap();
     let db = balancer.connection();
     for _ in 0..5 {
-        assert_eq!(served_by(&db).await, r1, "reads follow the topology");
+        assert_eq!(served_by(&db).await, r1.port(), "reads follow the topology");
     }
     assert_eq!(
-        writer_of(&db).await,
+        writer_of(&db, cluster).await,
         primary,
         "the first writer is my pool, adopted"
     );
+    // The reader pool copies my settings: the reader's session has my marker, and the server
+    // counts sessions of mine on the reader.
+    let row = db
+        .query_one_raw(stmt(&db, marker.sql))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(port_in(&row), r1.port(), "{}", marker.sql);
+    assert_eq!(row.try_get::<String>("", "setting").unwrap(), marker.value);
     assert!(
-        sessions_on(r1, "balancer_plain", app).await > 0,
+        app_sessions(r1, "balancer_plain") > 0,
         "the reader pool copies my settings"
     );
 
     // The writer moves (a failover the source reports): my pool leaves service but stays open.
-    source.set(r2, &[r1]);
+    source.set(r2.port(), &[r1.port()]);
     balancer.sync_now().await.unwrap();
-    assert_eq!(writer_of(&db).await, r2);
+    assert_eq!(writer_of(&db, cluster).await, r2.port());
     assert_eq!(served_by(&mine).await, primary, "my own pool still works");
 
     balancer.destroy().await;
     assert!(!balancer.is_polling());
     assert!(db.topology().await.instances.is_empty());
-    assert_eq!(writer_of(&db).await, primary, "my writer is back");
+    assert_eq!(writer_of(&db, cluster).await, primary, "my writer is back");
     assert_eq!(
         served_by(&db).await,
         primary,
         "no readers left: reads go to the writer"
     );
     assert_eq!(served_by(&mine).await, primary);
-    for port in [r1, r2] {
+    for node in [r1, r2] {
         // The server ends a session just after the client closes it: allow it a moment.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while sessions_on(port, "balancer_plain", app).await > 0 {
+        while app_sessions(node, "balancer_plain") > 0 {
             assert!(
                 Instant::now() < deadline,
-                "the pools the balancer opened on {port} are closed"
+                "the pools the balancer opened on {} are closed",
+                node.port()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -264,16 +343,15 @@ async fn a_plain_database_connection_follows_the_cluster_and_destroy_gives_it_ba
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }
 
-#[tokio::test]
-async fn destroy_reopens_a_configured_writer_that_a_topology_replaced() {
-    let cluster = cluster();
-    let (primary, r1) = (cluster.primary().port(), cluster.replicas()[0].port());
-    support::create_database(cluster, "balancer_reopen");
+async fn destroy_reopens_a_configured_writer_that_a_topology_replaced(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let (primary, r1) = (cluster.writer_port(), cluster.replicas()[0].port());
+    cluster.create_database("balancer_reopen");
     let source = Scripted::default();
     source.set(r1, &[]);
     let balancer = attach_rds_replica_balancer(
         RdsConnection::builder()
-            .writer(cluster.primary().url("balancer_reopen"))
+            .writer(cluster.writer_url("balancer_reopen"))
             .sqlx_logging(false),
         source.options(),
     )
@@ -281,26 +359,26 @@ async fn destroy_reopens_a_configured_writer_that_a_topology_replaced() {
     .unwrap();
     let db = balancer.connection();
     balancer.sync_now().await.unwrap();
-    assert_eq!(writer_of(&db).await, r1);
+    assert_eq!(writer_of(&db, cluster).await, r1);
     balancer.destroy().await;
-    assert_eq!(writer_of(&db).await, primary);
+    assert_eq!(writer_of(&db, cluster).await, primary);
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }
 
-#[tokio::test]
-async fn connect_syncs_before_it_returns_and_then_follows_the_cluster() {
-    let cluster = cluster();
-    let [r1, r2] = [&cluster.replicas()[0], &cluster.replicas()[1]];
+async fn connect_syncs_before_it_returns_and_then_follows_the_cluster(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    let [r1, r2] = [cluster.replicas()[0], cluster.replicas()[1]];
     let rds = RdsEmulator::start().unwrap();
-    rds.create_cluster("conn", "aurora-postgresql").unwrap();
-    rds.add_instance("conn", "conn-writer", cluster.primary().port(), Some(0))
+    rds.create_cluster("conn", support::rds::engine(kind))
+        .unwrap();
+    rds.add_instance("conn", "conn-writer", cluster.writer_port(), Some(0))
         .unwrap();
     rds.add_instance("conn", "conn-reader-1", r1.port(), Some(1))
         .unwrap();
-    support::create_database(cluster, "balancer_connect");
+    cluster.create_database("balancer_connect");
     let builder = || {
         RdsConnection::builder()
-            .writer(cluster.primary().url("balancer_connect"))
+            .writer(cluster.writer_url("balancer_connect"))
             .endpoint_resolver(support::rds::dial_loopback)
             .sqlx_logging(false)
     };
@@ -315,7 +393,7 @@ async fn connect_syncs_before_it_returns_and_then_follows_the_cluster() {
         .unwrap();
     let took = until_read_on(&db, r2.port()).await;
     eprintln!(
-        "connect(): reader added in the API -> first read served (polling every 100 ms): {took:?}"
+        "{kind:?}: connect(): reader added in the API -> first read served (polling every 100 ms): {took:?}"
     );
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 

@@ -1,7 +1,9 @@
-//! End to end: the RDS API emulator describes a real local PostgreSQL cluster; `RdsApiSource`
-//! reads it and `apply_topology` follows it while reads keep flowing, none failing.
+//! End to end: the RDS API emulator describes a real local cluster, PostgreSQL
+//! (`aurora-postgresql`) or MariaDB (`aurora-mysql`): each test body runs on both.
+//! `RdsApiSource` reads it and `apply_topology` follows it while reads keep flowing, none
+//! failing.
 
-#![allow(clippy::unwrap_used, clippy::print_stderr)] // test helpers outside #[test] fns
+#![allow(clippy::unwrap_used, clippy::print_stderr)] // test bodies and helpers outside #[test] fns
 
 mod support;
 
@@ -10,8 +12,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rds_balancer::{RdsConnection, TopologySource};
-use rds_balancer_testkit::{PgCluster, RdsEmulator};
-use support::{served_by, writer_port};
+use rds_balancer_testkit::RdsEmulator;
+use sea_orm::ConnectionTrait;
+use support::{Cluster, Kind, backend_tests, served_by, slow_port_sql, stmt, wait_no_connections};
+
+backend_tests!(
+    #[multi_thread]
+    readers_added_and_removed_in_the_rds_api_are_followed_with_no_failed_read,
+);
 
 /// Reads in a loop until told to stop; counts successes and failures.
 struct Load {
@@ -22,27 +30,27 @@ struct Load {
 }
 
 impl Load {
-    fn start(db: &RdsConnection, workers: usize) -> Load {
+    /// `workers` tasks, each reading `sql` in a loop.
+    fn start(db: &RdsConnection, sql: &str, workers: usize) -> Load {
         let (stop, ok, failed) = (Arc::default(), Arc::default(), Arc::default());
         let tasks = (0..workers)
             .map(|_| {
-                let (db, stop, ok, failed): (
+                let (db, sql, stop, ok, failed): (
                     RdsConnection,
+                    String,
                     Arc<AtomicBool>,
                     Arc<AtomicUsize>,
                     Arc<AtomicUsize>,
                 ) = (
                     db.clone(),
+                    sql.to_owned(),
                     Arc::clone(&stop),
                     Arc::clone(&ok),
                     Arc::clone(&failed),
                 );
                 tokio::spawn(async move {
-                    let sql = "SELECT inet_server_port() AS port FROM pg_sleep(0.01)";
-                    let stmt =
-                        || sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Postgres, sql);
                     while !stop.load(Ordering::Relaxed) {
-                        match sea_orm::ConnectionTrait::query_one_raw(&db, stmt()).await {
+                        match db.query_one_raw(stmt(&db, &sql)).await {
                             Ok(Some(_)) => ok.fetch_add(1, Ordering::Relaxed),
                             _ => failed.fetch_add(1, Ordering::Relaxed),
                         };
@@ -80,28 +88,24 @@ impl Load {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readers_added_and_removed_in_the_rds_api_are_followed_with_no_failed_read() {
+async fn readers_added_and_removed_in_the_rds_api_are_followed_with_no_failed_read(kind: Kind) {
     // This test needs three replicas, one of them added later: a cluster of its own.
-    let cluster = PgCluster::start(3).unwrap();
-    support::create_database(&cluster, "app");
+    let cluster = Cluster::start(kind, 3);
+    cluster.create_database("app");
     let rds = RdsEmulator::start().unwrap();
-    rds.create_cluster("app", "aurora-postgresql").unwrap();
-    let [r1, r2, r3] = [
-        &cluster.replicas()[0],
-        &cluster.replicas()[1],
-        &cluster.replicas()[2],
-    ];
-    rds.add_instance("app", "app-writer", cluster.primary().port(), Some(0))
-        .unwrap();
-    rds.add_instance("app", "app-reader-1", r1.port(), Some(1))
-        .unwrap();
-    rds.add_instance("app", "app-reader-2", r2.port(), Some(1))
-        .unwrap();
+    // The emulator describes the whole cluster, then the third replica leaves the API: it
+    // appears again later, as a new member.
+    let ids = support::rds::describe_cluster(&rds, "app", &cluster);
+    let described = rds.describe("app").unwrap();
+    assert_eq!(described.engine, support::rds::engine(kind));
+    let replicas = cluster.replicas();
+    let [r1, r2, r3] = [replicas[0], replicas[1], replicas[2]];
+    let [reader_1, reader_2, reader_3] = [&ids[1], &ids[2], &ids[3]];
+    rds.remove_instance(reader_3).unwrap();
 
     let source = support::rds::emulator_source(&rds, "app").await;
     let db = RdsConnection::builder()
-        .writer(cluster.primary().url("app"))
+        .writer(cluster.writer_url("app"))
         .endpoint_resolver(support::rds::dial_loopback)
         .sqlx_logging(false)
         .build()
@@ -120,10 +124,10 @@ async fn readers_added_and_removed_in_the_rds_api_are_followed_with_no_failed_re
         "the described readers serve reads"
     );
 
-    let load = Load::start(&db, 4);
+    let load = Load::start(&db, &slow_port_sql(kind, "0.01"), 4);
     load.progress(50).await;
     // A reader appears in the RDS API: it serves reads after the next sync.
-    rds.add_instance("app", "app-reader-3", r3.port(), Some(1))
+    rds.add_instance("app", reader_3, r3.port(), Some(1))
         .unwrap();
     let appeared = Instant::now();
     db.apply_topology(&source.fetch().await.unwrap())
@@ -136,36 +140,38 @@ async fn readers_added_and_removed_in_the_rds_api_are_followed_with_no_failed_re
         );
     }
     eprintln!(
-        "reader appeared in the API -> first read served: {:?}",
+        "{kind:?}: reader appeared in the API -> first read served: {:?}",
         appeared.elapsed()
     );
 
     load.progress(50).await;
     // A reader is removed while reads run on it: none fails, and it gets no more reads.
-    rds.remove_instance("app-reader-1").unwrap();
+    rds.remove_instance(reader_1).unwrap();
     db.apply_topology(&source.fetch().await.unwrap())
         .await
         .unwrap();
     for _ in 0..50 {
         assert_ne!(served_by(&db).await, r1.port());
     }
+    // Its pool is closed once its in-flight reads are done: the server sees no session left.
+    wait_no_connections(r1, "app").await;
     load.progress(50).await;
     // A reader that stops being available leaves too, and comes back when it is.
-    rds.stop_instance("app-reader-2").unwrap();
+    rds.stop_instance(reader_2).unwrap();
     db.apply_topology(&source.fetch().await.unwrap())
         .await
         .unwrap();
     for _ in 0..50 {
         assert_eq!(served_by(&db).await, r3.port());
     }
-    rds.start_instance("app-reader-2").unwrap();
+    rds.start_instance(reader_2).unwrap();
     db.apply_topology(&source.fetch().await.unwrap())
         .await
         .unwrap();
     let (ok, failed) = load.finish().await;
-    eprintln!("steady load during the changes: {ok} reads, {failed} failed");
+    eprintln!("{kind:?}: steady load during the changes: {ok} reads, {failed} failed");
     assert_eq!(failed, 0);
     assert!(ok >= 200, "the load ran: {ok}");
-    assert_ne!(served_by(&db).await, writer_port(&cluster));
+    cluster.assert_reader(served_by(&db).await);
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }
