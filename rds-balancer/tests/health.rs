@@ -1,115 +1,71 @@
-//! Host health against real PostgreSQL servers: a killed reader is invisible to the callers, a
-//! paused reader's long statement is cut short by enhanced failure monitoring, both come back
-//! when the server does, and the health snapshot describes every host.
+//! Host health against real servers, on PostgreSQL and on MariaDB (each test body runs on
+//! both): a killed reader is invisible to the callers, a paused reader's long statement is cut
+//! short by enhanced failure monitoring, both come back when the server does, and the health
+//! snapshot describes every host.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rds_balancer::{ErrorKind, HealthState, RdsConnection, RdsConnectionBuilder};
-use rds_balancer_testkit::PgCluster;
+use rds_balancer::{ErrorKind, HealthState, RdsConnectionBuilder};
 use sea_orm::{ConnectionTrait, DbErr};
-use support::{served_by, stmt};
+use support::health::{
+    Readers, fast_builder, host_of, name_of, port_in, state_of, until, until_served_by, until_state,
+};
+use support::{Cluster, Kind, backend_tests, served_by, slow_port_sql, stmt};
 
-/// A connection to `cluster` (writer = primary, readers = every replica) that notices failures
-/// within a second or two.
-fn fast_builder(cluster: &PgCluster, db: &str) -> RdsConnectionBuilder {
-    let mut builder = RdsConnection::builder()
-        .writer(cluster.primary().url(db))
-        .sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(2))
-        .connect_timeout(Duration::from_secs(2))
-        .health_check_interval(Some(Duration::from_millis(200)))
-        .failure_detection_time(Duration::from_secs(1))
-        .failure_detection_interval(Duration::from_millis(300))
-        .failure_detection_count(2);
-    for replica in cluster.replicas() {
-        builder = builder.reader(replica.url(db));
+backend_tests!(
+    a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted,
+    a_paused_reader_mid_query_is_cut_short_then_rejoins_when_resumed,
+    the_health_snapshot_describes_every_host,
+);
+
+/// [`fast_builder`] for `cluster`'s database `db`: writer = primary, readers = every replica.
+fn fast_cluster_builder(cluster: &Cluster, db: &str) -> RdsConnectionBuilder {
+    let mut builder = fast_builder(cluster.writer_url(db));
+    for url in cluster.reader_urls(db) {
+        builder = builder.reader(url);
     }
     builder
 }
 
-/// The state of host `name` in `db`'s health snapshot.
-fn state_of(db: &RdsConnection, name: &str) -> HealthState {
-    db.health()
-        .hosts
-        .iter()
-        .find(|h| h.name == name)
-        .unwrap_or_else(|| panic!("no host {name} in {:?}", db.health()))
-        .state
-}
-
-/// Waits until host `name` is in `state`; returns how long that took.
-async fn until_state(db: &RdsConnection, name: &str, state: HealthState) -> Duration {
-    let start = Instant::now();
-    while state_of(db, name) != state {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{name} never became {state:?}: {:#?}",
-            db.health()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
-}
-
-/// `host:port` of a node, as the builder names a reader given by URL.
-fn name_of(port: u16) -> String {
-    format!("127.0.0.1:{port}")
-}
-
-#[tokio::test]
-async fn a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted() {
+async fn a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted(kind: Kind) {
     // This test kills a node: it has a cluster of its own.
-    let cluster = PgCluster::start(2).unwrap();
-    support::create_database(&cluster, "health_kill");
-    let db = fast_builder(&cluster, "health_kill").build().await.unwrap();
-    let (victim, survivor) = (&cluster.replicas()[0], &cluster.replicas()[1]);
+    let cluster = Cluster::start(kind, 2);
+    cluster.create_database("health_kill");
+    let db = fast_cluster_builder(&cluster, "health_kill")
+        .build()
+        .await
+        .unwrap();
+    let replicas = cluster.replicas();
+    let (victim, survivor) = (replicas[0], replicas[1]);
+    let victim_name = name_of(victim.port());
 
     // Steady reads from four workers, counting what callers see.
-    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let (db, served, failed, stop) = (
-                db.clone(),
-                Arc::clone(&served),
-                Arc::clone(&failed),
-                Arc::clone(&stop),
-            );
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    match db
-                        .query_one_raw(stmt(&db, "SELECT inet_server_port() AS port"))
-                        .await
-                    {
-                        Ok(Some(_)) => served.fetch_add(1, Ordering::Relaxed),
-                        other => {
-                            eprintln!("a read failed: {other:?}");
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-            })
-        })
-        .collect();
+    let readers = Readers::start(&db, cluster.port_sql());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let killed = Instant::now();
-    victim.kill().unwrap();
-    let detected = until_state(&db, &name_of(victim.port()), HealthState::Unhealthy).await;
-    eprintln!("killed reader marked unhealthy after {detected:?}");
-    let health = db.health();
-    let host = health
-        .hosts
-        .iter()
-        .find(|h| h.name == name_of(victim.port()))
-        .unwrap();
-    assert_eq!(host.breaker, "open", "{host:?}");
+    victim.kill();
+    // Unhealthy, with its breaker open. Looked at in one snapshot: the breaker reads
+    // `half_open` once it has been open for `failure_detection_interval` (300 ms) until the next
+    // probe (every 200 ms) fails, and a loaded machine may look that late.
+    let mut host = None;
+    let detected = until(
+        &db,
+        "the killed reader to be unhealthy, its breaker open",
+        || {
+            let now = host_of(&db, &victim_name);
+            let out = now.state == HealthState::Unhealthy && now.breaker == "open";
+            host = Some(now);
+            out
+        },
+    )
+    .await;
+    let host = host.unwrap();
+    eprintln!("killed reader marked unhealthy after {detected:?}: {host:?}");
     assert!(host.last_error.is_some(), "{host:?}");
     // Once it is out, every read goes to the survivor.
     for _ in 0..20 {
@@ -118,70 +74,66 @@ async fn a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted()
     tokio::time::sleep(Duration::from_millis(500)).await;
     let during = killed.elapsed();
 
-    victim.start().unwrap();
-    let back = until_state(&db, &name_of(victim.port()), HealthState::Healthy).await;
+    victim.start();
+    let back = until_state(&db, &victim_name, HealthState::Healthy).await;
     eprintln!("restarted reader healthy again after {back:?}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while served_by(&db).await != victim.port() {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted reader got no reads"
-        );
-    }
+    until_served_by(&db, victim.port()).await;
 
-    stop.store(true, Ordering::Relaxed);
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    let (served, failed) = (
-        served.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed),
-    );
+    let seen = readers.stop().await;
     eprintln!(
-        "reads while a reader was killed ({during:?}) and restarted: {served} served, {failed} failed"
+        "reads while a reader was killed ({during:?}) and restarted: {} served {:?}, {} failed",
+        seen.total(),
+        seen.served,
+        seen.failed
     );
-    assert_eq!(failed, 0, "callers saw read errors");
-    assert!(served > 0);
+    assert_eq!(
+        seen.failed, 0,
+        "callers saw read errors: {:#?}",
+        seen.errors
+    );
+    assert!(seen.total() > 0);
+    assert!(seen.by(survivor.port()) > 0, "{:?}", seen.served);
+    assert_eq!(
+        seen.by(cluster.writer_port()),
+        0,
+        "a reader was always healthy: no read may reach the writer: {:?}",
+        seen.served
+    );
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }
 
-#[tokio::test]
-async fn a_paused_reader_mid_query_is_cut_short_then_rejoins_when_resumed() {
+async fn a_paused_reader_mid_query_is_cut_short_then_rejoins_when_resumed(kind: Kind) {
     // This test pauses a node: it has a cluster of its own.
-    let cluster = PgCluster::start(1).unwrap();
-    support::create_database(&cluster, "health_pause");
+    let cluster = Cluster::start(kind, 1);
+    cluster.create_database("health_pause");
     // No fallback to the writer: a read cut short has nowhere else to go, so the caller sees the
     // cut itself (with a fallback, the read would run again on the writer and succeed).
     // No periodic probes of healthy hosts either: enhanced failure monitoring alone finds it.
-    let db = fast_builder(&cluster, "health_pause")
+    let db = fast_cluster_builder(&cluster, "health_pause")
         .fallback_to_writer(false)
         .health_check_interval(None)
         .build()
         .await
         .unwrap();
-    let reader = &cluster.replicas()[0];
+    let reader = cluster.replicas()[0];
     assert_eq!(served_by(&db).await, reader.port());
 
     let long_read = {
         let db = db.clone();
+        let sql = slow_port_sql(kind, "6");
         tokio::spawn(async move {
             let start = Instant::now();
-            let outcome = db
-                .query_one_raw(stmt(
-                    &db,
-                    "SELECT inet_server_port() AS port FROM pg_sleep(6)",
-                ))
-                .await;
+            let outcome = db.query_one_raw(stmt(&db, &sql)).await;
             (outcome, start.elapsed())
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    reader.pause().unwrap();
+    reader.pause();
     let (outcome, took): (Result<_, DbErr>, Duration) = long_read.await.unwrap();
     let err = match outcome {
         Ok(row) => panic!(
             "the read was not cut short: served by {:?} after {took:?}; {:#?}",
-            row.map(|r| r.try_get::<i32>("", "port")),
+            row.as_ref().and_then(port_in),
             db.health()
         ),
         Err(err) => err,
@@ -212,21 +164,17 @@ async fn a_paused_reader_mid_query_is_cut_short_then_rejoins_when_resumed() {
         "{err}"
     );
 
-    reader.resume().unwrap();
+    reader.resume();
     until_state(&db, &name_of(reader.port()), HealthState::Healthy).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while served_by(&db).await != reader.port() {
-        assert!(Instant::now() < deadline, "the resumed reader got no reads");
-    }
+    until_served_by(&db, reader.port()).await;
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }
 
-#[tokio::test]
-async fn the_health_snapshot_describes_every_host() {
-    let cluster = support::cluster();
-    support::create_database(cluster, "health_snapshot");
+async fn the_health_snapshot_describes_every_host(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    cluster.create_database("health_snapshot");
     // Probes may be slow on a loaded machine: generous limits keep every host healthy here.
-    let db = fast_builder(cluster, "health_snapshot")
+    let db = fast_cluster_builder(cluster, "health_snapshot")
         .failure_detection_interval(Duration::from_secs(5))
         .degraded_latency(Duration::from_secs(5))
         .build()
@@ -243,10 +191,13 @@ async fn the_health_snapshot_describes_every_host() {
     }
     let health = db.health();
     let names: Vec<&str> = health.hosts.iter().map(|h| h.name.as_str()).collect();
-    let mut expected = vec![name_of(cluster.primary().port())];
-    expected.extend(cluster.replicas().iter().map(|r| name_of(r.port())));
+    let mut expected = vec![name_of(cluster.writer_port())];
+    expected.extend(cluster.reader_ports().into_iter().map(name_of));
     assert_eq!(names, expected, "the writer first, then the readers");
     assert_eq!(health.hosts[0].role, "writer");
+    for host in &health.hosts[1..] {
+        assert_eq!(host.role, "reader", "{host:?}");
+    }
     for host in &health.hosts {
         assert_eq!(host.state, HealthState::Healthy, "{host:?}");
         assert_eq!(host.breaker, "closed");

@@ -1,217 +1,75 @@
-//! Host health under network faults, with real PostgreSQL servers behind a [`FaultProxy`]: a
-//! reader cut off mid-query (a partition) has its statement cut short by enhanced failure
-//! monitoring, dropped connections and refused connections stay invisible to callers (reads go
-//! to the other reader), a slow link makes a reader `Degraded`, and every reader comes back when
-//! the network does. The shared cluster's nodes are never stopped or paused here.
+//! Host health under network faults, with real servers behind a [`FaultProxy`], on PostgreSQL
+//! and on MariaDB (each test body runs on both; the proxy is plain TCP): a reader cut off
+//! mid-query (a partition) has its statement cut short by enhanced failure monitoring, dropped
+//! connections and refused connections stay invisible to callers (reads go to the other
+//! reader), a slow link makes a reader `Degraded`, and every reader comes back when the network
+//! does. The shared clusters' nodes are never stopped or paused here.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 mod support;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rds_balancer::{
-    ErrorKind, HealthState, HostHealthSnapshot, RdsConnection, RdsConnectionBuilder,
-};
-use rds_balancer_testkit::{FaultProxy, PgNode};
+use rds_balancer::{ErrorKind, HealthState, RdsConnectionBuilder};
+use rds_balancer_testkit::FaultProxy;
 use sea_orm::{ConnectionTrait, DbErr};
-use support::{served_by, stmt};
-use tokio::task::JoinHandle;
+use support::health::{
+    POLL, Readers, ReadsSeen, blocking, fast_builder, host_of, name_of, port_in, until,
+    until_served_by, until_state,
+};
+use support::{
+    Cluster, Kind, Node, backend_tests, running_on, served_by, sleep_call, slow_port_sql, stmt,
+};
 
-/// How long any awaited condition may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(20);
-/// How often a condition is looked at.
-const POLL: Duration = Duration::from_millis(20);
+backend_tests!(
+    #[multi_thread]
+    a_partitioned_reader_mid_query_is_cut_short_then_rejoins_when_restored,
+    #[multi_thread]
+    reset_connections_of_a_reader_are_invisible_to_callers,
+    #[multi_thread]
+    a_slow_link_makes_a_reader_degraded_until_it_is_fast_again,
+    #[multi_thread]
+    a_reader_refusing_connections_is_invisible_to_callers_and_comes_back,
+);
 
-/// A proxy in front of `node`, and the URL of database `db` through it.
-fn proxy_in_front_of(node: &PgNode, db: &str) -> (Arc<FaultProxy>, String) {
+/// A proxy in front of `node`, and the URL of database `db` through it (as the tests' user).
+fn proxy_in_front_of(node: Node<'_>, db: &str) -> (Arc<FaultProxy>, String) {
     let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], node.port()))).unwrap();
-    let url = format!("postgres://postgres@127.0.0.1:{}/{db}", proxy.port());
-    (Arc::new(proxy), url)
+    let direct = node.url(db);
+    let (at, proxied) = (
+        format!("127.0.0.1:{}/", node.port()),
+        format!("127.0.0.1:{}/", proxy.port()),
+    );
+    assert!(direct.contains(&at), "{direct}");
+    (Arc::new(proxy), direct.replacen(&at, &proxied, 1))
 }
 
-/// `host:port` of a reader given by URL, as the builder names it.
-fn name_of(port: u16) -> String {
-    format!("127.0.0.1:{port}")
-}
-
-/// A connection to database `db` of the shared cluster (writer = primary, no readers yet) that
-/// notices failures within a second or two.
-fn fast_builder(db: &str) -> RdsConnectionBuilder {
-    RdsConnection::builder()
-        .writer(support::cluster().primary().url(db))
-        .sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(2))
-        .connect_timeout(Duration::from_secs(2))
-        .health_check_interval(Some(Duration::from_millis(200)))
-        .failure_detection_time(Duration::from_secs(1))
-        .failure_detection_interval(Duration::from_secs(1))
-        .failure_detection_count(2)
-}
-
-/// Host `name` in `db`'s health snapshot.
-fn host_of(db: &RdsConnection, name: &str) -> HostHealthSnapshot {
-    let health = db.health();
-    health
-        .hosts
-        .iter()
-        .find(|h| h.name == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no host {name} in {health:#?}"))
-}
-
-/// Waits until `done` holds, failing with `what` and `db`'s health after [`DEADLINE`]; returns
-/// how long that took.
-async fn until(db: &RdsConnection, what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{what}: not within {DEADLINE:?}; {:#?}",
-            db.health()
-        );
-        tokio::time::sleep(POLL).await;
-    }
-    start.elapsed()
-}
-
-/// Waits until host `name` is in `state`; returns how long that took.
-async fn until_state(db: &RdsConnection, name: &str, state: HealthState) -> Duration {
-    until(db, &format!("{name} to become {state:?}"), || {
-        host_of(db, name).state == state
-    })
-    .await
-}
-
-/// Waits until a plain read through `db` is served by `port`; returns how long that took.
-async fn until_served_by(db: &RdsConnection, port: u16) -> Duration {
-    let start = Instant::now();
-    while served_by(db).await != port {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no read reached port {port} within {DEADLINE:?}; {:#?}",
-            db.health()
-        );
-    }
-    start.elapsed()
-}
-
-/// Runs a blocking call of the test kit (psql, `reset_all`) off the runtime's threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
+/// A connection to database `db` of `cluster` (writer = primary, no readers yet) that notices
+/// failures within a second or two.
+fn fast_network_builder(cluster: &Cluster, db: &str) -> RdsConnectionBuilder {
+    fast_builder(cluster.writer_url(db)).failure_detection_interval(Duration::from_secs(1))
 }
 
 /// A read that lasts long enough (20 ms on the server) for a fault to catch some in flight.
-const SLOW_READ: &str = "SELECT inet_server_port() AS port FROM pg_sleep(0.02)";
-
-/// Four workers reading continuously through one connection, counting what callers see.
-struct Readers {
-    stop: Arc<AtomicBool>,
-    /// Reads served, by the port of the server that answered.
-    served: Arc<Mutex<HashMap<u16, usize>>>,
-    failed: Arc<AtomicUsize>,
-    errors: Arc<Mutex<Vec<String>>>,
-    /// When the workers started: the errors say when they happened since.
-    origin: Instant,
-    workers: Vec<JoinHandle<()>>,
+fn slow_read(kind: Kind) -> String {
+    slow_port_sql(kind, "0.02")
 }
 
-impl Readers {
-    /// Starts the workers, each running [`SLOW_READ`] in a loop.
-    fn start(db: &RdsConnection) -> Readers {
-        let stop = Arc::new(AtomicBool::new(false));
-        let served = Arc::new(Mutex::new(HashMap::new()));
-        let failed = Arc::new(AtomicUsize::new(0));
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let origin = Instant::now();
-        let workers = (0..4)
-            .map(|_| {
-                let (db, stop, served, failed, errors) = (
-                    db.clone(),
-                    Arc::clone(&stop),
-                    Arc::clone(&served),
-                    Arc::clone(&failed),
-                    Arc::clone(&errors),
-                );
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        let sent = Instant::now();
-                        let outcome = db.query_one_raw(stmt(&db, SLOW_READ)).await;
-                        let port = match &outcome {
-                            Ok(Some(row)) => row
-                                .try_get::<i32>("", "port")
-                                .ok()
-                                .and_then(|p| u16::try_from(p).ok()),
-                            _ => None,
-                        };
-                        match port {
-                            Some(port) => *served.lock().unwrap().entry(port).or_default() += 1,
-                            None => {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                                let hosts: Vec<_> = db
-                                    .health()
-                                    .hosts
-                                    .into_iter()
-                                    .map(|h| (h.name, h.state, h.breaker, h.consecutive_failures))
-                                    .collect();
-                                let text = format!(
-                                    "{outcome:?} (kind {:?}) at {:?}, after {:?}; hosts then {hosts:?}",
-                                    outcome.as_ref().err().and_then(ErrorKind::of),
-                                    origin.elapsed(),
-                                    sent.elapsed(),
-                                );
-                                eprintln!("a read failed: {text}");
-                                errors.lock().unwrap().push(text);
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        Readers {
-            stop,
-            served,
-            failed,
-            errors,
-            origin,
-            workers,
-        }
-    }
-
-    /// Reads served so far by `port`.
-    fn served_by(&self, port: u16) -> usize {
-        self.served.lock().unwrap().get(&port).copied().unwrap_or(0)
-    }
-
-    /// Stops the workers; returns the reads served by port, and the errors callers saw.
-    async fn stop(self) -> (HashMap<u16, usize>, usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for worker in self.workers {
-            worker.await.unwrap();
-        }
-        let served = self.served.lock().unwrap().clone();
-        let errors = self.errors.lock().unwrap().clone();
-        (served, self.failed.load(Ordering::Relaxed), errors)
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partitioned_reader_mid_query_is_cut_short_then_rejoins_when_restored() {
-    let cluster = support::cluster();
+async fn a_partitioned_reader_mid_query_is_cut_short_then_rejoins_when_restored(kind: Kind) {
+    let cluster = Cluster::shared(kind);
     let db_name = "hn_partition";
-    support::create_database(cluster, db_name);
-    let replica = &cluster.replicas()[0];
+    cluster.create_database(db_name);
+    let replica = cluster.replicas()[0];
     let (proxy, url) = proxy_in_front_of(replica, db_name);
     let name = name_of(proxy.port());
     let detection_time = Duration::from_secs(1);
     // One reader, no fallback to the writer: a read cut short has nowhere else to go, so the
     // caller sees the cut itself. No periodic probes of healthy hosts: enhanced failure
     // monitoring alone finds the partition (unhealthy hosts are still probed, to come back).
-    let db = fast_builder(db_name)
+    let db = fast_network_builder(cluster, db_name)
         .reader(url)
         .fallback_to_writer(false)
         .health_check_interval(None)
@@ -225,32 +83,27 @@ async fn a_partitioned_reader_mid_query_is_cut_short_then_rejoins_when_restored(
 
     let long_read = {
         let db = db.clone();
+        let sql = slow_port_sql(kind, "4");
         tokio::spawn(async move {
             let start = Instant::now();
-            let outcome = db
-                .query_one_raw(stmt(
-                    &db,
-                    "SELECT inet_server_port() AS port FROM pg_sleep(4)",
-                ))
-                .await;
+            let outcome = db.query_one_raw(stmt(&db, &sql)).await;
             (outcome, start.elapsed())
         })
     };
     let started = Instant::now();
     // Mid-query: the replica itself says the statement is running.
-    let running = "SELECT count(*) FROM pg_stat_activity WHERE datname = 'hn_partition' \
-                   AND state = 'active' AND query LIKE '%pg_sleep(4)%' AND pid <> pg_backend_pid()";
+    let needle = sleep_call(kind, "4");
     loop {
-        let seen =
-            blocking(move || replica.psql_with_timeout(db_name, running, Duration::from_secs(5)))
-                .await
-                .unwrap();
-        if seen.trim() == "1" {
+        let seen = {
+            let needle = needle.clone();
+            blocking(move || running_on(replica, db_name, &needle)).await
+        };
+        if seen == 1 {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(3),
-            "the long read never ran on the replica: {seen:?}; {:#?}",
+            "the long read never ran on the replica: {seen} running; {:#?}",
             db.health()
         );
         tokio::time::sleep(POLL).await;
@@ -266,7 +119,7 @@ async fn a_partitioned_reader_mid_query_is_cut_short_then_rejoins_when_restored(
     let err = match outcome {
         Ok(row) => panic!(
             "the read was not cut short: served by {:?} after {took:?}; {:#?}",
-            row.map(|r| r.try_get::<i32>("", "port")),
+            row.as_ref().and_then(port_in),
             db.health()
         ),
         Err(err) => err,
@@ -309,7 +162,7 @@ async fn a_partitioned_reader_mid_query_is_cut_short_then_rejoins_when_restored(
     let reads = until_served_by(&db, replica.port()).await;
     eprintln!("restored reader healthy again after {back:?}, took a read {reads:?} later");
 
-    // The abandoned `pg_sleep(4)` ends by itself on the server; shutdown waits for its
+    // The abandoned `pg_sleep(4)` / `SLEEP(4)` ends by itself on the server; shutdown waits for its
     // connection and closes the pools.
     let report = db.shutdown(Duration::from_secs(10)).await;
     eprintln!("partition test: shutdown {report:?}");
@@ -317,15 +170,15 @@ async fn a_partitioned_reader_mid_query_is_cut_short_then_rejoins_when_restored(
     assert_eq!(report.abandoned, 0, "{report:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reset_connections_of_a_reader_are_invisible_to_callers() {
-    let cluster = support::cluster();
+async fn reset_connections_of_a_reader_are_invisible_to_callers(kind: Kind) {
+    let cluster = Cluster::shared(kind);
     let db_name = "hn_reset";
-    support::create_database(cluster, db_name);
-    let (proxied, direct) = (&cluster.replicas()[0], &cluster.replicas()[1]);
+    cluster.create_database(db_name);
+    let replicas = cluster.replicas();
+    let (proxied, direct) = (replicas[0], replicas[1]);
     let (proxy, url) = proxy_in_front_of(proxied, db_name);
     // No fallback to the writer: a broken read can only be answered by the other reader.
-    let db = fast_builder(db_name)
+    let db = fast_network_builder(cluster, db_name)
         .reader(url)
         .reader(direct.url(db_name))
         .fallback_to_writer(false)
@@ -333,7 +186,7 @@ async fn reset_connections_of_a_reader_are_invisible_to_callers() {
         .await
         .unwrap();
 
-    let readers = Readers::start(&db);
+    let readers = Readers::start(&db, slow_read(kind));
     let name = name_of(proxy.port());
     let started = Instant::now();
     let mut caught = 0;
@@ -373,7 +226,11 @@ async fn reset_connections_of_a_reader_are_invisible_to_callers() {
         );
     }
     let during = started.elapsed();
-    let (served, failed, errors) = readers.stop().await;
+    let ReadsSeen {
+        served,
+        failed,
+        errors,
+    } = readers.stop().await;
     let total: usize = served.values().sum();
     eprintln!(
         "3 resets over {during:?}, {caught} reads in flight on the reset connections: {total} \
@@ -399,18 +256,18 @@ async fn reset_connections_of_a_reader_are_invisible_to_callers() {
     assert!(report.drained, "{report:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_link_makes_a_reader_degraded_until_it_is_fast_again() {
-    let cluster = support::cluster();
+async fn a_slow_link_makes_a_reader_degraded_until_it_is_fast_again(kind: Kind) {
+    let cluster = Cluster::shared(kind);
     let db_name = "hn_latency";
-    support::create_database(cluster, db_name);
-    let (proxied, direct) = (&cluster.replicas()[0], &cluster.replicas()[1]);
+    cluster.create_database(db_name);
+    let replicas = cluster.replicas();
+    let (proxied, direct) = (replicas[0], replicas[1]);
     let (proxy, url) = proxy_in_front_of(proxied, db_name);
     let name = name_of(proxy.port());
     let degraded_latency = Duration::from_millis(100);
     // Probes may take 2 s (the probe timeout is the failure detection interval): a slow probe
     // is slow, not failed.
-    let db = fast_builder(db_name)
+    let db = fast_network_builder(cluster, db_name)
         .reader(url)
         .reader(direct.url(db_name))
         .health_check_interval(Some(Duration::from_millis(100)))
@@ -454,15 +311,15 @@ async fn a_slow_link_makes_a_reader_degraded_until_it_is_fast_again() {
     assert!(report.drained, "{report:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reader_refusing_connections_is_invisible_to_callers_and_comes_back() {
-    let cluster = support::cluster();
+async fn a_reader_refusing_connections_is_invisible_to_callers_and_comes_back(kind: Kind) {
+    let cluster = Cluster::shared(kind);
     let db_name = "hn_refuse";
-    support::create_database(cluster, db_name);
-    let (proxied, direct) = (&cluster.replicas()[0], &cluster.replicas()[1]);
+    cluster.create_database(db_name);
+    let replicas = cluster.replicas();
+    let (proxied, direct) = (replicas[0], replicas[1]);
     let (proxy, url) = proxy_in_front_of(proxied, db_name);
     let name = name_of(proxy.port());
-    let db = fast_builder(db_name)
+    let db = fast_network_builder(cluster, db_name)
         .reader(url)
         .reader(direct.url(db_name))
         .fallback_to_writer(false)
@@ -470,7 +327,7 @@ async fn a_reader_refusing_connections_is_invisible_to_callers_and_comes_back() 
         .await
         .unwrap();
 
-    let readers = Readers::start(&db);
+    let readers = Readers::start(&db, slow_read(kind));
     until(
         &db,
         "the proxied reader to take reads, some in flight",
@@ -516,7 +373,11 @@ async fn a_reader_refusing_connections_is_invisible_to_callers_and_comes_back() 
         up.elapsed()
     );
 
-    let (served, failed, errors) = readers.stop().await;
+    let ReadsSeen {
+        served,
+        failed,
+        errors,
+    } = readers.stop().await;
     let total: usize = served.values().sum();
     eprintln!(
         "reads while a reader refused connections ({:?} in all): {total} served {served:?}, \
