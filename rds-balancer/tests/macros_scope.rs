@@ -1,5 +1,10 @@
 //! `#[writer]` and `#[read_replica]` set the route override for exactly the function's future,
 //! observed through `current_route()` (no database needed).
+//!
+//! These tests are backend-independent (the macros only set a task-local scope), so they run
+//! once, not per backend; `tests/overrides.rs` proves on PostgreSQL and on MariaDB that the
+//! scopes route real statements (free fns, methods, `async_trait` impls and default bodies,
+//! fns returning futures).
 
 use std::future::Future;
 use std::num::ParseIntError;
