@@ -367,20 +367,58 @@ impl<'a> Lexer<'a> {
     #[inline(always)]
     fn number_at(&self, start: usize) -> Option<(Kind, usize)> {
         let bytes = self.bytes();
-        let (kind, mask, mut end) = match bytes.get(start)? {
-            b'0'..=b'9' if self.dialect == Dialect::MySql => (Kind::Number, CONT, start + 1),
-            b'0'..=b'9' => (Kind::Number, DIGIT, start + 1),
+        let (kind, mut end) = match bytes.get(start)? {
+            b'0'..=b'9' => (Kind::Number, start + 1),
             b'$' if self.dialect != Dialect::MySql
                 && bytes.get(start + 1).is_some_and(|&c| class(c) & DIGIT != 0) =>
             {
-                (Kind::Param, DIGIT, start + 2)
+                (Kind::Param, start + 2)
             }
             _ => return None,
         };
-        while bytes.get(end).is_some_and(|&c| class(c) & mask != 0) {
+        while bytes.get(end).is_some_and(|&c| class(c) & DIGIT != 0) {
             end += 1;
         }
+        if kind == Kind::Number && bytes.get(end).is_some_and(|&c| class(c) & CONT != 0) {
+            end = self.number_suffix(start, end);
+        }
         Some((kind, end))
+    }
+
+    /// The end of the number whose digits `start..end` an identifier byte follows.
+    ///
+    /// An exponent belongs to the number in every dialect, and the servers start a new token
+    /// right after it: `1e5FOR UPDATE` is `1e5 FOR UPDATE` (MySQL, MariaDB, PostgreSQL before
+    /// 15). Otherwise PostgreSQL ends the number at the digits (`1for` is `1 for`), and MySQL
+    /// reads the whole run as an identifier (`1abc`, `0x41`), except for the digits after a `.`,
+    /// which are a fraction: `1.5FOR UPDATE` is `1.5 FOR UPDATE` to MySQL and MariaDB. (`t.5for`
+    /// names a column there, read here as `5 for`: harmless, it can only send a statement to the
+    /// writer.)
+    #[inline(never)]
+    fn number_suffix(&self, start: usize, end: usize) -> usize {
+        let bytes = self.bytes();
+        let digit = |i: usize| bytes.get(i).is_some_and(|&c| class(c) & DIGIT != 0);
+        if matches!(bytes.get(end), Some(b'e' | b'E')) {
+            let sign = usize::from(matches!(bytes.get(end + 1), Some(b'+' | b'-')));
+            let mut i = end + 1 + sign;
+            if digit(i) {
+                while digit(i) {
+                    i += 1;
+                }
+                return i;
+            }
+        }
+        let fraction = start
+            .checked_sub(1)
+            .is_some_and(|before| bytes.get(before) == Some(&b'.'));
+        if self.dialect != Dialect::MySql || fraction {
+            return end;
+        }
+        let mut i = end;
+        while bytes.get(i).is_some_and(|&c| class(c) & CONT != 0) {
+            i += 1;
+        }
+        i
     }
 
     /// The end of the word at `start`, or `start` when PostgreSQL would read a string prefix

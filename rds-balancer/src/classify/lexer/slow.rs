@@ -69,7 +69,11 @@ impl<'a> Lexer<'a> {
                 Kind::ColonEq
             }
             b'[' if self.dialect == Dialect::Strict => self.bracket(start)?,
-            _ if class(b) & DIGIT != 0 => self.number(start),
+            _ if class(b) & DIGIT != 0 => {
+                let (kind, end) = self.number_at(start).unwrap_or((Kind::Number, start + 1));
+                self.pos = end;
+                kind
+            }
             _ if class(b) & START != 0 => self.word(start)?,
             _ => Kind::Other,
         };
@@ -303,23 +307,6 @@ impl<'a> Lexer<'a> {
             return Err(self.fail(LexErrorKind::Ambiguous, start, start + 1));
         }
         Ok(Kind::Other)
-    }
-
-    /// Digits. MySQL identifiers may start with a digit (`1abc`), so there a number takes the
-    /// identifier characters that follow; PostgreSQL ends it there (`1for` is `1 for`).
-    fn number(&mut self, start: usize) -> Kind {
-        let bytes = self.bytes();
-        let mask = if self.dialect == Dialect::MySql {
-            CONT
-        } else {
-            DIGIT
-        };
-        let mut i = start + 1;
-        while bytes.get(i).is_some_and(|&c| class(c) & mask != 0) {
-            i += 1;
-        }
-        self.pos = i;
-        Kind::Number
     }
 
     /// Consumes identifier characters from `start` on.

@@ -1,9 +1,13 @@
 //! A labelled corpus: SQL that SeaORM 2.0 / sea-query 1.0 generate, hand-written SQL, and
 //! lexing traps, for PostgreSQL, MySQL/MariaDB and the strict (unknown backend) dialect.
+//!
+//! Shared by the classifier's unit tests (`classify/tests.rs`) and the integration test that
+//! runs the MySQL statements on a real MariaDB replica (`tests/mysql_dialect.rs`, through
+//! `#[path]`): the module including this file brings `Reason` and `Target` into scope.
 
 use sea_orm::DatabaseBackend;
 
-use crate::classify::{Reason, Target};
+use super::{Reason, Target};
 
 const PG: DatabaseBackend = DatabaseBackend::Postgres;
 const MY: DatabaseBackend = DatabaseBackend::MySql;
@@ -502,6 +506,24 @@ pub(super) const CORPUS: &[Case] = &[
     w(PG, "SELECT 1 -- c\rFOR UPDATE", LockingRead),
     w(MY, "SELECT 1 # comment\nFOR UPDATE", LockingRead),
     w(PG, "SELECT 1FOR UPDATE", LockingRead),
+    // A number ends where its digits or its exponent end, whatever follows: MariaDB 10.11 runs
+    // `1.5FOR UPDATE` as `1.5 FOR UPDATE` (a locking read, refused on a read-only replica).
+    w(MY, "SELECT `cake`.`id` FROM `cake` WHERE `cake`.`id` = 1.5FOR UPDATE", LockingRead),
+    w(MY, "SELECT `cake`.`id` FROM `cake` WHERE `cake`.`id` = .5FOR UPDATE", LockingRead),
+    w(MY, "SELECT `cake`.`id` FROM `cake` WHERE `cake`.`id` = 1e5FOR UPDATE", LockingRead),
+    w(MY, "SELECT `cake`.`id` FROM `cake` WHERE `cake`.`id` = 2E-3FOR UPDATE", LockingRead),
+    w(MY, "SELECT `cake`.`id` FROM `cake` WHERE `cake`.`id` = 1.5e2LOCK IN SHARE MODE", LockingRead),
+    w(MY, "SELECT `cake`.`id` FROM `cake` LIMIT 1 INTO @x", SelectInto),
+    w(MY, "SELECT 1.5INTO @x", SelectInto),
+    w(PG, "SELECT * FROM t WHERE id = 1e5FOR UPDATE", LockingRead),
+    w(PG, "SELECT * FROM t WHERE id = 1.5e-3FOR SHARE", LockingRead),
+    w(LITE, "SELECT * FROM t WHERE id = 1E+5FOR UPDATE", LockingRead),
+    r(MY, "SELECT 1e5, 2E-3, .5, 1.5e2, 0x41, 0b1 FROM `cake`"),
+    // What MariaDB hides in a comment, on a table (a locking read there would be refused).
+    r(MY, "SELECT `cake`.`id` FROM `cake` -- c\rFOR UPDATE"),
+    r(MY, "SELECT `cake`.`id` FROM `cake` # c\rFOR UPDATE"),
+    r(MY, "SELECT `cake`.`id` FROM `cake` --\x7fFOR UPDATE"),
+    r(MY, "SELECT `cake`.`id` FROM `cake` /* FOR UPDATE /* */"),
     w(PG, "SELECT * FROM t FOR\nUPDATE", LockingRead),
     w(PG, "SELECT * FROM t for /* x */ update", LockingRead),
     w(PG, "SELECT * FROM t FOR -- x\n SHARE", LockingRead),
