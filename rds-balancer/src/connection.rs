@@ -15,6 +15,7 @@ use sea_orm::{
 };
 use tracing::Instrument;
 
+use crate::bluegreen::{BlueGreen, BlueGreenStatus};
 use crate::budget::{Budget, Slot};
 use crate::classify::Classifier;
 use crate::classify::Target;
@@ -99,6 +100,8 @@ pub(crate) struct Inner {
     pub(crate) failover: Failover,
     /// The connection budget across every pool, if any.
     pub(crate) budget: Option<Arc<Budget>>,
+    /// Blue/green switchover support, when on.
+    pub(crate) blue_green: Option<Arc<BlueGreen>>,
 }
 
 impl std::fmt::Debug for RdsConnection {
@@ -194,6 +197,20 @@ impl RdsConnection {
         self.inner.backend
     }
 
+    /// The blue/green deployment as the connection's monitor last saw it, or `None` when
+    /// blue/green support is off ([`RdsConnectionBuilder::blue_green`]).
+    pub fn blue_green(&self) -> Option<BlueGreenStatus> {
+        self.inner.blue_green.as_ref().map(|bg| bg.status())
+    }
+
+    /// Holds the caller back while a blue/green switchover is in progress.
+    async fn before_statement(&self) -> Result<(), Error> {
+        match &self.inner.blue_green {
+            Some(bg) => bg.wait_if_switching().await,
+            None => Ok(()),
+        }
+    }
+
     /// True once [`shutdown`](Self::shutdown) has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.closing.load(Ordering::SeqCst)
@@ -228,6 +245,7 @@ impl RdsConnection {
         stmt: Statement,
         op: impl AsyncFn(&DatabaseConnection, Statement) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
+        self.before_statement().await?;
         let routed = self.before_writer(self.route(&stmt.sql)?).await?;
         let read = self.is_read(routed.decision, &stmt.sql);
         let result = self.attempt(routed, read, stmt, op).await;
@@ -471,6 +489,7 @@ impl TransactionTrait for RdsConnection {
     ) -> Result<DatabaseTransaction, DbErr> {
         // `BEGIN` changes nothing: when the writer fails under it, it runs again after the
         // failover.
+        self.before_statement().await?;
         let (routed, options) = self.route_transaction(options)?;
         let routed = self.before_writer(routed).await?;
         if routed.decision.route == Route::Writer {
@@ -526,6 +545,9 @@ impl TransactionTrait for RdsConnection {
             access_mode,
             ..Default::default()
         };
+        self.before_statement()
+            .await
+            .map_err(|e| TransactionError::Connection(e.into()))?;
         let (routed, options) = self
             .route_transaction(options)
             .map_err(|e| TransactionError::Connection(e.into()))?;
@@ -586,6 +608,7 @@ impl StreamTrait for RdsConnection {
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<RdsStream, DbErr>> + 'a + Send>> {
         Box::pin(async move {
+            self.before_statement().await?;
             let routed = self.route(&stmt.sql)?;
             if !self.is_read(routed.decision, &stmt.sql) {
                 self.inner.sticky.mark();

@@ -98,6 +98,14 @@ pub enum Error {
         /// How long the statement waited for a slot.
         waited: std::time::Duration,
     },
+    /// A blue/green switchover was in progress for the whole wait (`bg_connect_timeout`): the
+    /// statement was held back and never sent. Issue it again; the switchover is usually over
+    /// within seconds.
+    #[error("a blue/green switchover held the statement back for {waited:?}; nothing was sent")]
+    BlueGreenSwitchover {
+        /// How long the statement waited.
+        waited: std::time::Duration,
+    },
     /// The database (or the driver) returned an error for a statement.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -133,6 +141,8 @@ pub enum ErrorKind {
     Credentials,
     /// See [`Error::BudgetExhausted`].
     BudgetExhausted,
+    /// See [`Error::BlueGreenSwitchover`].
+    BlueGreenSwitchover,
 }
 
 /// Every `DbErr` made from an [`Error`] (other than [`Error::Db`], passed through unchanged)
@@ -140,7 +150,7 @@ pub enum ErrorKind {
 const PREFIX: &str = "[rds-balancer:";
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 13] = [
+    const ALL: [ErrorKind; 14] = [
         ErrorKind::NoActiveReaders,
         ErrorKind::ShuttingDown,
         ErrorKind::WriteRefused,
@@ -154,6 +164,7 @@ impl ErrorKind {
         ErrorKind::FailoverFailed,
         ErrorKind::Credentials,
         ErrorKind::BudgetExhausted,
+        ErrorKind::BlueGreenSwitchover,
     ];
 
     /// A stable snake-case code, used in the `DbErr` message prefix (`[rds-balancer:<code>]`).
@@ -172,6 +183,7 @@ impl ErrorKind {
             ErrorKind::FailoverFailed => "failover_failed",
             ErrorKind::Credentials => "credentials",
             ErrorKind::BudgetExhausted => "budget_exhausted",
+            ErrorKind::BlueGreenSwitchover => "blue_green_switchover",
         }
     }
 
@@ -224,6 +236,7 @@ impl Error {
             Error::FailoverFailed(_) => ErrorKind::FailoverFailed,
             Error::Credentials(_) => ErrorKind::Credentials,
             Error::BudgetExhausted { .. } => ErrorKind::BudgetExhausted,
+            Error::BlueGreenSwitchover { .. } => ErrorKind::BlueGreenSwitchover,
         }
     }
 
@@ -300,6 +313,9 @@ mod tests {
                 limit: 10,
                 waited: std::time::Duration::from_secs(30),
             },
+            Error::BlueGreenSwitchover {
+                waited: std::time::Duration::from_secs(30),
+            },
         ];
         for err in errors {
             let kind = err.kind();
@@ -310,7 +326,7 @@ mod tests {
                     .contains(&format!("[rds-balancer:{}]", kind.code()))
             );
         }
-        assert_eq!(ErrorKind::ALL.len(), 13);
+        assert_eq!(ErrorKind::ALL.len(), 14);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "rds-api")]
 mod aws;
+mod bluegreen;
 mod budget;
 mod classify;
 mod connection;
@@ -16,6 +17,10 @@ mod route;
 mod shutdown;
 mod topology;
 
+pub use self::bluegreen::{
+    BlueGreenEndpoint, BlueGreenEvent, BlueGreenOptions, BlueGreenPhase, BlueGreenRole,
+    BlueGreenStatus,
+};
 pub use self::classify::{Classifier, Explanation, Reason, Target, classify, explain};
 pub use self::connection::{RdsConnection, RdsStream};
 pub use self::credentials::{CredentialProvider, Credentials, Endpoint, Secret};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use sea_orm::{DatabaseBackend, DatabaseConnection, DatabaseConnectionType};
 
+use crate::bluegreen::{BlueGreen, BlueGreenOptions};
 use crate::budget::Budget;
 use crate::classify::Classifier;
 use crate::connection::{Inner, RdsConnection};
@@ -195,6 +196,7 @@ pub struct RdsConnectionBuilder {
     credentials: Option<Arc<dyn CredentialProvider>>,
     max_total_connections: Option<u32>,
     lazy: bool,
+    blue_green: Option<BlueGreenOptions>,
 }
 
 impl std::fmt::Debug for RdsConnectionBuilder {
@@ -223,6 +225,7 @@ impl std::fmt::Debug for RdsConnectionBuilder {
             .field("credentials", &self.credentials.is_some())
             .field("max_total_connections", &self.max_total_connections)
             .field("connect_lazy", &self.lazy)
+            .field("blue_green", &self.blue_green)
             .finish()
     }
 }
@@ -246,6 +249,7 @@ impl Default for RdsConnectionBuilder {
             credentials: None,
             max_total_connections: None,
             lazy: false,
+            blue_green: None,
         }
     }
 }
@@ -348,6 +352,30 @@ impl RdsConnectionBuilder {
     /// ```
     pub fn read_your_writes(mut self, window: Duration) -> Self {
         self.read_your_writes = window;
+        self
+    }
+
+    /// Rides through blue/green deployment switchovers: a monitor reads the deployment's
+    /// status from the database's own metadata, and while the switchover is in progress
+    /// statements wait (up to [`BlueGreenOptions::connect_timeout`]) instead of failing. Inert
+    /// on a server without blue/green metadata. Default: off.
+    ///
+    /// ```no_run
+    /// # async fn f() -> rds_balancer::Result<()> {
+    /// use rds_balancer::{BlueGreenOptions, RdsConnection};
+    ///
+    /// let db = RdsConnection::builder()
+    ///     .writer("postgres://app@app.cluster-abc.us-east-1.rds.amazonaws.com/app")
+    ///     .blue_green(BlueGreenOptions::new().bgd_id("app"))
+    ///     .build()
+    ///     .await?;
+    /// if let Some(status) = db.blue_green() {
+    ///     tracing::info!(phase = %status.phase, "blue/green");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn blue_green(mut self, options: BlueGreenOptions) -> Self {
+        self.blue_green = Some(options);
         self
     }
 
@@ -636,8 +664,12 @@ impl RdsConnectionBuilder {
             health: self.health,
             failover: Failover::default(),
             budget,
+            blue_green: self
+                .blue_green
+                .map(|options| Arc::new(BlueGreen::new(options, self.endpoint_resolver.clone()))),
         });
         spawn_monitor(&db);
+        crate::bluegreen::spawn_monitor(&db);
         Ok(db)
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 pub(crate) use self::host::HostHealth;
 pub(crate) use self::monitor::{GuardedError, guard_statement, spawn_monitor};
-pub(crate) use self::probe::ProbeError;
+pub(crate) use self::probe::{ProbeConn, ProbeError};
 pub use self::snapshot::{HealthSnapshot, HealthState, HostHealthSnapshot};
 
 /// How hosts are watched. Set through the [builder](crate::RdsConnectionBuilder).

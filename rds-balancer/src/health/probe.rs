@@ -69,11 +69,23 @@ pub(crate) enum Check {
 
 impl ProbeConn {
     /// Opens a probe connection with the settings of `pool` (the host's own pool).
-    async fn open(pool: &DatabaseConnection) -> Result<ProbeConn, ProbeError> {
+    pub(crate) async fn open(pool: &DatabaseConnection) -> Result<ProbeConn, ProbeError> {
+        Self::open_at(pool, None).await
+    }
+
+    /// Opens a connection with the settings of `pool`, to `at` (host, port) instead of the
+    /// pool's own address when given.
+    pub(crate) async fn open_at(
+        pool: &DatabaseConnection,
+        at: Option<(&str, u16)>,
+    ) -> Result<ProbeConn, ProbeError> {
         match &pool.inner {
             DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
                 let options = pool.get_postgres_connection_pool().connect_options();
-                let options = options.as_ref().clone().disable_statement_logging();
+                let mut options = options.as_ref().clone().disable_statement_logging();
+                if let Some((host, port)) = at {
+                    options = options.host(host).port(port);
+                }
                 options
                     .connect()
                     .await
@@ -82,7 +94,10 @@ impl ProbeConn {
             }
             DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
                 let options = pool.get_mysql_connection_pool().connect_options();
-                let options = options.as_ref().clone().disable_statement_logging();
+                let mut options = options.as_ref().clone().disable_statement_logging();
+                if let Some((host, port)) = at {
+                    options = options.host(host).port(port);
+                }
                 options
                     .connect()
                     .await

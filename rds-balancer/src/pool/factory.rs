@@ -119,6 +119,12 @@ impl HostFactory {
         .await
     }
 
+    /// Opens a pool that dials `dial` (an address, no resolver in between) for the endpoint
+    /// `endpoint` (whose credentials it gets): a blue/green switchover's substitute.
+    pub(crate) async fn open_at(&self, endpoint: Endpoint, dial: (&str, u16)) -> Result<Opened> {
+        self.connect(endpoint, dial.0, dial.1, false).await
+    }
+
     /// Opens a pool to the host the template itself dials (its endpoint as configured, with no
     /// resolver in between); `lazy`: without connecting yet.
     pub(crate) async fn open_template(&self, lazy: bool) -> Result<Opened> {

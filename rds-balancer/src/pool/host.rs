@@ -100,6 +100,13 @@ impl HostPool {
         self.origin
     }
 
+    /// The address its pool dials (`None` for a Unix socket or a pool rds-balancer cannot
+    /// read).
+    pub(crate) fn dial_address(&self) -> Option<(String, u16)> {
+        super::Template::from_connection(&self.conn)
+            .map(|t| (t.address().0.to_owned(), t.address().1))
+    }
+
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.conn
     }

@@ -73,6 +73,8 @@ const fn kind_is_transient(kind: ErrorKind) -> bool {
         ErrorKind::Credentials => true,
         // Every connection of the budget was busy: nothing was sent, a burst passes.
         ErrorKind::BudgetExhausted => true,
+        // A blue/green switchover held the statement back: nothing was sent, and it passes.
+        ErrorKind::BlueGreenSwitchover => true,
         // A statement was cut short because its host stopped answering. The balancer already
         // re-runs a read once on another host; what reaches the caller may be a write whose
         // outcome is unknown, so replaying it is the caller's decision (retry_if), not ours.

@@ -1,0 +1,370 @@
+//! Blue/green deployments: riding through a switchover.
+//!
+//! A monitor reads the deployment's status from the database's own metadata (Aurora
+//! PostgreSQL `get_blue_green_fast_switchover_metadata`, RDS PostgreSQL
+//! `rds_tools.show_topology`, MySQL `mysql.rds_topology`) on a connection of its own: every
+//! `baseline_interval` while there is no deployment, every `increased_interval` once one
+//! exists, every `high_interval` from the switchover's request until it completes. Before the
+//! switchover it records every blue and green endpoint with the address it resolves to.
+//!
+//! While the switchover is in progress (`IN_PROGRESS`, when AWS cuts the connections to blue),
+//! statements and transactions wait instead of failing, up to `connect_timeout`, then run; a
+//! switchover that never ends is given up on after `switchover_timeout`. A rollback returns to
+//! normal routing. Where the server has no such metadata the feature stays inert.
+//!
+//! [`RdsConnection::blue_green`](crate::RdsConnection::blue_green) reports the phase, the
+//! endpoints and the timeline; the timeline is logged as a summary table when the switchover
+//! completes, rolls back or times out.
+
+mod metadata;
+mod monitor;
+mod phase;
+mod reroute;
+mod summary;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+pub use self::metadata::BlueGreenEndpoint;
+pub(crate) use self::monitor::spawn_monitor;
+pub use self::phase::{BlueGreenPhase, BlueGreenRole};
+pub use self::summary::{BlueGreenEvent, BlueGreenStatus};
+use crate::error::Error;
+use crate::topology::EndpointResolver;
+
+/// How a connection rides through blue/green switchovers
+/// ([`RdsConnectionBuilder::blue_green`](crate::RdsConnectionBuilder::blue_green)).
+///
+/// The defaults are the AWS wrappers' (`bgBaselineMs`, `bgIncreasedMs`, `bgHighMs`,
+/// `bgConnectTimeoutMs`, `bgSwitchoverTimeoutMs`).
+///
+/// ```
+/// use std::time::Duration;
+/// use rds_balancer::BlueGreenOptions;
+///
+/// let options = BlueGreenOptions::new()
+///     .bgd_id("orders")
+///     .connect_timeout(Duration::from_secs(20));
+/// assert_eq!(options.baseline_interval(), Duration::from_secs(60));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "options do nothing until passed to `RdsConnectionBuilder::blue_green`"]
+pub struct BlueGreenOptions {
+    bgd_id: String,
+    baseline_interval: Duration,
+    increased_interval: Duration,
+    high_interval: Duration,
+    connect_timeout: Duration,
+    switchover_timeout: Duration,
+    query_timeout: Duration,
+}
+
+impl Default for BlueGreenOptions {
+    fn default() -> Self {
+        BlueGreenOptions {
+            bgd_id: "1".to_owned(),
+            baseline_interval: Duration::from_secs(60),
+            increased_interval: Duration::from_secs(1),
+            high_interval: Duration::from_millis(100),
+            connect_timeout: Duration::from_secs(30),
+            switchover_timeout: Duration::from_secs(180),
+            query_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl BlueGreenOptions {
+    /// The defaults: polls every 60 s, 1 s once a deployment exists, 100 ms during a
+    /// switchover; statements wait up to 30 s; a switchover is given up on after 180 s.
+    pub fn new() -> Self {
+        BlueGreenOptions::default()
+    }
+
+    /// Names the deployment in logs and in the [`BlueGreenStatus`] (the AWS wrappers' `bgdId`;
+    /// give each deployment its own when an application uses several). Default: `"1"`.
+    pub fn bgd_id(mut self, id: impl Into<String>) -> Self {
+        self.bgd_id = id.into();
+        self
+    }
+
+    /// How often the metadata is read while there is no deployment. Default: 60 s.
+    pub fn baseline_interval(&self) -> Duration {
+        self.baseline_interval
+    }
+
+    /// Sets [`baseline_interval`](Self::baseline_interval).
+    pub fn with_baseline_interval(mut self, interval: Duration) -> Self {
+        self.baseline_interval = interval;
+        self
+    }
+
+    /// How often it is read once a deployment exists (and after the switchover). Default: 1 s.
+    pub fn increased_interval(mut self, interval: Duration) -> Self {
+        self.increased_interval = interval;
+        self
+    }
+
+    /// How often it is read from the switchover's request until it completes. Default: 100 ms.
+    pub fn high_interval(mut self, interval: Duration) -> Self {
+        self.high_interval = interval;
+        self
+    }
+
+    /// The longest a statement waits while the switchover is in progress before it fails with
+    /// [`ErrorKind::BlueGreenSwitchover`](crate::ErrorKind::BlueGreenSwitchover) (nothing sent).
+    /// Default: 30 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long after the switchover started it is taken as over whatever the metadata says,
+    /// and routing returns to normal. Default: 180 s.
+    pub fn switchover_timeout(mut self, timeout: Duration) -> Self {
+        self.switchover_timeout = timeout;
+        self
+    }
+
+    /// The longest one read of the metadata may take (connecting included). Default: 5 s.
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = timeout;
+        self
+    }
+
+    /// The polling interval for `phase`.
+    fn interval(&self, phase: BlueGreenPhase, available: bool) -> Duration {
+        match phase {
+            _ if !available => self.baseline_interval,
+            BlueGreenPhase::NotCreated => self.baseline_interval,
+            BlueGreenPhase::Created | BlueGreenPhase::Completed => self.increased_interval,
+            BlueGreenPhase::Preparation | BlueGreenPhase::InProgress | BlueGreenPhase::Post => {
+                self.high_interval
+            }
+        }
+    }
+}
+
+/// One connection's view of its deployment, shared by the monitor (which writes it) and the
+/// statements (which wait on it).
+pub(crate) struct BlueGreen {
+    options: BlueGreenOptions,
+    resolver: Option<Arc<dyn EndpointResolver>>,
+    /// True while statements must wait: the switchover is in progress. Read by every statement.
+    suspended: AtomicBool,
+    state: watch::Sender<State>,
+}
+
+impl std::fmt::Debug for BlueGreen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlueGreen")
+            .field("options", &self.options)
+            .field("suspended", &self.suspended.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the monitor knows.
+#[derive(Debug, Clone, Default)]
+struct State {
+    /// Whether the server has blue/green metadata; `None` before the first answer.
+    available: Option<bool>,
+    phase: BlueGreenPhase,
+    endpoints: Vec<BlueGreenEndpoint>,
+    /// The endpoints with the address each resolved to before the switchover.
+    recorded: Vec<(BlueGreenEndpoint, Option<SocketAddr>)>,
+    timeline: Vec<(SystemTime, Instant, String)>,
+    /// When `IN_PROGRESS` was first seen, for the switchover timeout.
+    in_progress_at: Option<Instant>,
+    /// The switchover timed out: treated as over until the deployment leaves its phases.
+    gave_up: bool,
+}
+
+impl BlueGreen {
+    pub(crate) fn new(
+        options: BlueGreenOptions,
+        resolver: Option<Arc<dyn EndpointResolver>>,
+    ) -> Self {
+        BlueGreen {
+            options,
+            resolver,
+            suspended: AtomicBool::new(false),
+            state: watch::Sender::new(State::default()),
+        }
+    }
+
+    /// Holds a statement back while a switchover is in progress; returns at once otherwise.
+    /// Fails with [`Error::BlueGreenSwitchover`] when it lasts longer than `connect_timeout`.
+    pub(crate) async fn wait_if_switching(&self) -> Result<(), Error> {
+        if !self.suspended.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let mut rx = self.state.subscribe();
+        let waited = tokio::time::timeout(
+            self.options.connect_timeout,
+            rx.wait_for(|state| !suspends(state)),
+        )
+        .await;
+        match waited {
+            Ok(_) => {
+                tracing::debug!(waited = ?start.elapsed(), "statement held back by a blue/green switchover, released");
+                Ok(())
+            }
+            Err(_) => Err(Error::BlueGreenSwitchover {
+                waited: start.elapsed(),
+            }),
+        }
+    }
+
+    /// The status as the last read of the metadata saw it.
+    pub(crate) fn status(&self) -> BlueGreenStatus {
+        let state = self.state.borrow();
+        BlueGreenStatus::new(
+            &self.options.bgd_id,
+            state.available.unwrap_or(false),
+            state.phase,
+            &state.endpoints,
+            &state.recorded,
+            &state.timeline,
+        )
+    }
+
+    /// Records what one read found (or that the server has no metadata: `None`).
+    fn observe(&self, read: Option<metadata::Status>, now: Instant) {
+        self.state.send_modify(|state| {
+            let available = read.is_some();
+            if state.available != Some(available) {
+                state.available = Some(available);
+                if !available {
+                    tracing::debug!(bgd_id = %self.options.bgd_id, "no blue/green metadata on this server: blue/green support is inert");
+                }
+            }
+            let status = read.unwrap_or_default();
+            let previous = state.phase;
+            if status.phase != previous || state.timeline.is_empty() {
+                let rollback = previous.is_switching() && status.phase < previous && status.phase <= BlueGreenPhase::Created;
+                if rollback {
+                    push(state, now, "ROLLBACK".to_owned());
+                }
+                push(state, now, status.phase.as_str().to_owned());
+                tracing::info!(bgd_id = %self.options.bgd_id, from = %previous, to = %status.phase, "blue/green deployment phase changed");
+                state.phase = status.phase;
+                if status.phase == BlueGreenPhase::InProgress {
+                    state.in_progress_at.get_or_insert(now);
+                }
+                if !status.phase.is_switching() && status.phase != BlueGreenPhase::Completed {
+                    state.in_progress_at = None;
+                    state.gave_up = false;
+                }
+                if rollback || status.phase == BlueGreenPhase::Completed {
+                    self.log_summary(state);
+                }
+            }
+            state.endpoints = status.endpoints;
+            self.check_timeout(state, now);
+        });
+    }
+
+    /// The metadata could not be read: the last status stands, but the switchover timeout
+    /// still runs.
+    fn observe_unreadable(&self, now: Instant) {
+        self.state
+            .send_modify(|state| self.check_timeout(state, now));
+    }
+
+    /// Gives up on a switchover in progress for longer than `switchover_timeout`, and
+    /// publishes whether statements wait.
+    fn check_timeout(&self, state: &mut State, now: Instant) {
+        if let Some(since) = state.in_progress_at
+            && !state.gave_up
+            && state.phase.is_switching()
+            && now.saturating_duration_since(since) >= self.options.switchover_timeout
+        {
+            state.gave_up = true;
+            push(state, now, "TIMEOUT".to_owned());
+            tracing::warn!(bgd_id = %self.options.bgd_id, timeout = ?self.options.switchover_timeout, "blue/green switchover did not complete in time; routing as usual");
+            self.log_summary(state);
+        }
+        self.suspended.store(suspends(state), Ordering::Release);
+    }
+
+    /// Whether the last read found the deployment in `phase`.
+    fn is_in(&self, phase: BlueGreenPhase) -> bool {
+        self.state.borrow().phase == phase
+    }
+
+    /// The addresses recorded before the switchover for the endpoints of `role`.
+    fn recorded_addresses(&self, role: BlueGreenRole) -> Vec<SocketAddr> {
+        self.state
+            .borrow()
+            .recorded
+            .iter()
+            .filter(|(e, _)| e.role == role)
+            .filter_map(|(_, address)| *address)
+            .collect()
+    }
+
+    /// The endpoints with the addresses recorded before the switchover.
+    fn recorded(&self) -> Vec<(BlueGreenEndpoint, Option<SocketAddr>)> {
+        self.state.borrow().recorded.clone()
+    }
+
+    /// The address dialled for `endpoint`: the connection's endpoint resolver's answer, or the
+    /// endpoint itself.
+    fn dialled(&self, endpoint: &BlueGreenEndpoint) -> (String, u16) {
+        match &self.resolver {
+            Some(resolver) => resolver.resolve(&endpoint.host, endpoint.port),
+            None => (endpoint.host.clone(), endpoint.port),
+        }
+    }
+
+    /// Records the endpoints with their addresses (before a switchover).
+    fn record(&self, recorded: Vec<(BlueGreenEndpoint, Option<SocketAddr>)>) {
+        self.state.send_modify(|state| state.recorded = recorded);
+    }
+
+    /// Whether the endpoints should be (re)recorded: a deployment exists, no switchover has
+    /// started, and the endpoints differ from those recorded.
+    fn wants_recording(&self) -> Option<Vec<BlueGreenEndpoint>> {
+        let state = self.state.borrow();
+        let recorded_same = state.recorded.len() == state.endpoints.len()
+            && state
+                .recorded
+                .iter()
+                .zip(&state.endpoints)
+                .all(|((r, _), e)| r == e);
+        (state.phase == BlueGreenPhase::Created && !recorded_same).then(|| state.endpoints.clone())
+    }
+
+    fn log_summary(&self, state: &State) {
+        let status = BlueGreenStatus::new(
+            &self.options.bgd_id,
+            state.available.unwrap_or(false),
+            state.phase,
+            &state.endpoints,
+            &state.recorded,
+            &state.timeline,
+        );
+        tracing::info!(bgd_id = %self.options.bgd_id, "blue/green switchover summary:\n{}", status.summary());
+    }
+
+    /// The next poll's interval.
+    fn interval(&self) -> Duration {
+        let state = self.state.borrow();
+        self.options
+            .interval(state.phase, state.available.unwrap_or(false))
+    }
+}
+
+/// Whether statements wait in `state`.
+fn suspends(state: &State) -> bool {
+    state.phase == BlueGreenPhase::InProgress && !state.gave_up
+}
+
+fn push(state: &mut State, now: Instant, event: String) {
+    state.timeline.push((SystemTime::now(), now, event));
+}
