@@ -168,6 +168,33 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Blue/green deployments
+//!
+//! [`BlueGreenDeployment`] makes two clusters the test started (PostgreSQL or MariaDB) the blue
+//! (source) and green (target) sides of an RDS blue/green deployment: it installs AWS's metadata
+//! relation ([`MetadataRelation`]: Aurora PostgreSQL's
+//! `pg_catalog.get_blue_green_fast_switchover_metadata`, RDS PostgreSQL's
+//! `rds_tools.show_topology`, or `mysql.rds_topology`) on both primaries, gives every node an
+//! AWS-style host name in a [`Dns`] the code under test dials through, and lets the test drive
+//! the switchover: the rows' status phase by phase, and the names moving from blue to green.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use rds_balancer_testkit::{BlueGreenDeployment, BlueGreenRole, BlueGreenStatus, PgCluster};
+//!
+//! # fn main() -> Result<(), rds_balancer_testkit::Error> {
+//! let (blue, green) = (PgCluster::start(0)?, PgCluster::start(0)?);
+//! let deployment = BlueGreenDeployment::postgres("app", &blue, &green)?;
+//! let resolver = deployment.dns().resolver(); // the code under test's endpoint resolver
+//! let writer = deployment.cluster_endpoint(BlueGreenRole::Source);
+//! assert_eq!(resolver(writer, 5432), ("127.0.0.1".to_owned(), blue.primary().port()));
+//! deployment.set_status(BlueGreenStatus::Available)?;
+//! deployment.switchover(Duration::from_millis(200))?; // phase by phase; the names move
+//! assert_eq!(resolver(writer, 5432), ("127.0.0.1".to_owned(), green.primary().port()));
+//! # Ok(()) }
+//! ```
+//!
 //! # MariaDB
 //!
 //! [`MariaDbCluster::start`] runs a MariaDB primary and N binary-log replicas (GTID,
@@ -197,6 +224,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bluegreen;
 mod error;
 mod history;
 mod mysql;
@@ -321,6 +349,12 @@ SELECT s.* FROM replica_host_status s
 WHERE (SELECT SLEEP(seconds) FROM replica_host_status_delay) = 0;
 ";
 
+pub use self::bluegreen::{
+    AURORA_PG_BLUE_GREEN_STUB, BlueGreenChange, BlueGreenDeployment, BlueGreenDeploymentBuilder,
+    BlueGreenEndpoint, BlueGreenEvent, BlueGreenRole, BlueGreenStatus, Dns, EndpointKind,
+    METADATA_VERSION, MYSQL_RDS_TOPOLOGY_STUB, MetadataRelation, MetadataRow,
+    RDS_PG_BLUE_GREEN_STUB,
+};
 pub use self::error::{Error, INSTALL_HINT, MOTO_INSTALL_HINT};
 pub use self::mysql::{MARIADB_INSTALL_HINT, MariaDbCluster, MariaDbClusterBuilder, MariaDbNode};
 pub use self::pg::{PgCluster, PgClusterBuilder, PgNode};
