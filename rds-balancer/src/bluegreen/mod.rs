@@ -247,12 +247,15 @@ impl BlueGreen {
             let previous = state.phase;
             if status.phase != previous || state.timeline.is_empty() {
                 let rollback = previous.is_switching() && status.phase < previous && status.phase <= BlueGreenPhase::Created;
+                state.phase = status.phase;
+                // Statements are held from here on: the event is timed after that, so that
+                // nothing issued after it reaches blue.
+                self.suspended.store(suspends(state), Ordering::Release);
                 if rollback {
                     push(state, now, "ROLLBACK".to_owned());
                 }
                 push(state, now, status.phase.as_str().to_owned());
                 tracing::info!(bgd_id = %self.options.bgd_id, from = %previous, to = %status.phase, "blue/green deployment phase changed");
-                state.phase = status.phase;
                 if status.phase == BlueGreenPhase::InProgress {
                     state.in_progress_at.get_or_insert(now);
                 }

@@ -1,0 +1,487 @@
+//! Blue/green switchovers against two real clusters (blue and green) on PostgreSQL and on
+//! MariaDB, with the test kit's metadata relation driven through the phases and its DNS map as
+//! the endpoint resolver. Each body runs on both backends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test bodies outside #[test] fns
+#![allow(clippy::print_stdout)] // the measurements, for the record
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rds_balancer::{BlueGreenOptions, BlueGreenPhase, ErrorKind, RdsConnection};
+use rds_balancer_testkit::{BlueGreenDeployment, BlueGreenStatus};
+use sea_orm::ConnectionTrait;
+use support::{Cluster, Kind, MYSQL_USER, backend_tests, port_of, served_by};
+
+backend_tests!(
+    #[multi_thread]
+    traffic_rides_through_a_switchover_and_lands_on_green,
+    #[multi_thread]
+    a_rollback_returns_to_blue,
+    a_switchover_that_never_ends_times_out,
+    without_metadata_the_feature_is_inert,
+);
+
+const DB: &str = "bg";
+
+/// Blue and green: each a primary and a replica, with the test schema in database `bg`.
+fn clusters(kind: Kind) -> (Cluster, Cluster) {
+    let (blue, green) = std::thread::scope(|s| {
+        let blue = s.spawn(|| Cluster::start(kind, 1));
+        let green = s.spawn(|| Cluster::start(kind, 1));
+        (blue.join().unwrap(), green.join().unwrap())
+    });
+    blue.create_database(DB);
+    green.create_database(DB);
+    (blue, green)
+}
+
+/// The deployment over `blue` and `green`, readable by the tests' user.
+fn deployment<'a>(id: &str, blue: &'a Cluster, green: &'a Cluster) -> BlueGreenDeployment<'a> {
+    let deployment = match (blue, green) {
+        (Cluster::Postgres(b), Cluster::Postgres(g)) => {
+            BlueGreenDeployment::builder(id).database(DB).postgres(b, g)
+        }
+        (Cluster::MySql(b), Cluster::MySql(g)) => BlueGreenDeployment::mariadb(id, b, g),
+        _ => panic!("blue and green of different kinds"),
+    }
+    .expect("the deployment");
+    deployment.grant_read(MYSQL_USER).expect("grant");
+    deployment
+}
+
+/// Fast polling for tests; `connect_timeout` as given.
+fn options(connect_timeout: Duration) -> BlueGreenOptions {
+    BlueGreenOptions::new()
+        .with_baseline_interval(Duration::from_millis(200))
+        .increased_interval(Duration::from_millis(100))
+        .high_interval(Duration::from_millis(50))
+        .connect_timeout(connect_timeout)
+}
+
+/// A connection to blue (writer and reader), dialling through the deployment's DNS.
+async fn connect(
+    blue: &Cluster,
+    dns: &rds_balancer_testkit::Dns,
+    bg: BlueGreenOptions,
+) -> RdsConnection {
+    RdsConnection::builder()
+        .writer(blue.writer_url(DB))
+        .reader(blue.replicas()[0].url(DB))
+        .endpoint_resolver(dns.resolver())
+        .blue_green(bg)
+        .sqlx_logging(false)
+        .build()
+        .await
+        .expect("connect")
+}
+
+/// Waits until the connection's monitor reports `phase` (and, for `CREATED`, has recorded the
+/// endpoints); returns when it saw it.
+async fn until_phase(db: &RdsConnection, phase: BlueGreenPhase) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = db.blue_green().expect("blue/green is on");
+        let recorded = phase != BlueGreenPhase::Created
+            || (!status.recorded.is_empty() && status.recorded.iter().all(|(_, a)| a.is_some()));
+        // Before its first read the monitor reports NOT_CREATED with an empty timeline.
+        if status.phase == phase && recorded && !status.timeline.is_empty() {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the monitor did not report {phase} (it reports {status:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The port of the server that answered `sql` (an integer `port` column), or the error.
+async fn try_port(db: &RdsConnection, sql: &str) -> Result<u16, String> {
+    let stmt = sea_orm::Statement::from_string(db.get_database_backend(), sql);
+    let row = db
+        .query_one_raw(stmt)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no row")?;
+    let port = row
+        .try_get::<i32>("", "port")
+        .map(i64::from)
+        .or_else(|_| row.try_get::<i64>("", "port"))
+        .or_else(|_| {
+            row.try_get::<u64>("", "port")
+                .map(|p| i64::try_from(p).unwrap_or(-1))
+        })
+        .map_err(|e| e.to_string())?;
+    u16::try_from(port).map_err(|e| e.to_string())
+}
+
+/// One statement of the steady load.
+#[derive(Debug, Clone)]
+struct Sample {
+    write: bool,
+    start: SystemTime,
+    end: SystemTime,
+    /// The port of the server that answered, or the error.
+    outcome: Result<u16, String>,
+}
+
+/// Steady load: `writers` tasks inserting a row, then asking which server takes writes
+/// (`nextval` / `GET_LOCK`), and `readers` tasks running plain reads, until [`Load::finish`].
+struct Load {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Stops the tasks; every statement they ran.
+    async fn finish(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        self.samples.lock().unwrap().clone()
+    }
+}
+
+fn load(db: &RdsConnection, cluster: &Cluster, writers: usize, readers: usize) -> Load {
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let write_sql = cluster.side_effect_port_sql();
+    let read_sql = cluster.port_sql();
+    let mut tasks = Vec::new();
+    for i in 0..writers + readers {
+        let (db, samples, stop) = (db.clone(), Arc::clone(&samples), Arc::clone(&stop));
+        let write = i < writers;
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let start = SystemTime::now();
+                let outcome = if write {
+                    match db
+                        .execute_unprepared("INSERT INTO cake (name) VALUES ('bg')")
+                        .await
+                    {
+                        Ok(_) => try_port(&db, write_sql).await,
+                        Err(e) => Err(e.to_string()),
+                    }
+                } else {
+                    try_port(&db, read_sql).await
+                };
+                samples.lock().unwrap().push(Sample {
+                    write,
+                    start,
+                    end: SystemTime::now(),
+                    outcome,
+                });
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    Load {
+        samples,
+        stop,
+        tasks,
+    }
+}
+
+async fn traffic_rides_through_a_switchover_and_lands_on_green(kind: Kind) {
+    let (blue, green) = clusters(kind);
+    let deployment = deployment("bgswitch", &blue, &green);
+    let db = connect(&blue, deployment.dns(), options(Duration::from_secs(20))).await;
+    let blue_ports: Vec<u16> = std::iter::once(blue.writer_port())
+        .chain(blue.reader_ports())
+        .collect();
+    let green_ports: Vec<u16> = std::iter::once(green.writer_port())
+        .chain(green.reader_ports())
+        .collect();
+
+    until_phase(&db, BlueGreenPhase::NotCreated).await;
+    deployment.set_status(BlueGreenStatus::Available).unwrap();
+    until_phase(&db, BlueGreenPhase::Created).await;
+    let status = db.blue_green().unwrap();
+    assert!(status.available);
+    assert_eq!(
+        status.endpoints.len(),
+        6,
+        "cluster + 2 instances per side: {status:?}"
+    );
+
+    let load = load(&db, &blue, 2, 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInitiated)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::Preparation).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInProgress)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::InProgress).await;
+    // When statements began to be held.
+    let in_progress = db
+        .blue_green()
+        .unwrap()
+        .timeline
+        .iter()
+        .find(|e| e.event == "IN_PROGRESS")
+        .unwrap()
+        .at;
+    // Statements keep coming and are held back for as long as the switchover runs.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    deployment.switch_dns();
+    let released = SystemTime::now();
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInPostProcessing)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::Post).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverCompleted)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::Completed).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let samples = load.finish().await;
+    let failed: Vec<&Sample> = samples.iter().filter(|s| s.outcome.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} statements failed: {failed:?}",
+        failed.len()
+    );
+    // Nothing issued once IN_PROGRESS was seen reached blue: it waited, then ran on green.
+    let after: Vec<&Sample> = samples.iter().filter(|s| s.start >= in_progress).collect();
+    assert!(after.iter().any(|s| s.write) && after.iter().any(|s| !s.write));
+    for sample in &after {
+        let port = *sample.outcome.as_ref().unwrap();
+        assert!(
+            green_ports.contains(&port),
+            "issued after IN_PROGRESS, served by {port} (blue: {blue_ports:?}): {sample:?}"
+        );
+    }
+    let held: Vec<&Sample> = after
+        .iter()
+        .copied()
+        .filter(|s| s.start < released)
+        .collect();
+    assert!(
+        !held.is_empty(),
+        "statements were issued during IN_PROGRESS"
+    );
+    assert!(
+        held.iter().all(|s| s.end >= released),
+        "a statement issued during IN_PROGRESS finished before it ended"
+    );
+    let before: Vec<&Sample> = samples.iter().filter(|s| s.end < in_progress).collect();
+    assert!(
+        before
+            .iter()
+            .all(|s| blue_ports.contains(s.outcome.as_ref().unwrap()))
+    );
+    let longest = samples
+        .iter()
+        .map(|s| s.end.duration_since(s.start).unwrap_or_default())
+        .max()
+        .unwrap();
+    let writes = samples.iter().filter(|s| s.write).count();
+    println!(
+        "{kind:?}: {} statements ({writes} writes), 0 failed, {} held during IN_PROGRESS, longest wait {longest:?}",
+        samples.len(),
+        held.len()
+    );
+    // Reads and writes go on to green after it is over.
+    assert!(green_ports.contains(&served_by(&db).await));
+    assert_eq!(
+        port_of(&db, blue.side_effect_port_sql()).await,
+        green.writer_port()
+    );
+
+    // The summary: every phase, in order, timed from IN_PROGRESS.
+    let status = db.blue_green().unwrap();
+    let events: Vec<&str> = status.timeline.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "NOT_CREATED",
+            "CREATED",
+            "PREPARATION",
+            "IN_PROGRESS",
+            "POST",
+            "COMPLETED"
+        ]
+    );
+    let offset = |name: &str| {
+        status
+            .timeline
+            .iter()
+            .find(|e| e.event == name)
+            .unwrap()
+            .offset_ms
+            .unwrap()
+    };
+    assert!(offset("PREPARATION") < 0);
+    assert_eq!(offset("IN_PROGRESS"), 0);
+    assert!(offset("POST") >= 1400, "{}", status.summary());
+    assert!(offset("COMPLETED") > offset("POST"));
+    let summary = status.summary();
+    assert!(
+        summary.contains("IN_PROGRESS") && summary.contains("0 ms"),
+        "{summary}"
+    );
+    db.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn a_rollback_returns_to_blue(kind: Kind) {
+    let (blue, green) = clusters(kind);
+    let deployment = deployment("bgrollback", &blue, &green);
+    let db = connect(&blue, deployment.dns(), options(Duration::from_secs(20))).await;
+    deployment.set_status(BlueGreenStatus::Available).unwrap();
+    until_phase(&db, BlueGreenPhase::Created).await;
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInitiated)
+        .unwrap();
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInProgress)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::InProgress).await;
+
+    // Issued during IN_PROGRESS: held back until the rollback, then run on blue.
+    let held = {
+        let db = db.clone();
+        let sql = blue.side_effect_port_sql();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            (port_of(&db, sql).await, start.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !held.is_finished(),
+        "the statement waits while the switchover is in progress"
+    );
+    deployment.rollback().unwrap();
+    let (port, waited) = held.await.unwrap();
+    assert_eq!(port, blue.writer_port(), "a rollback keeps blue");
+    assert!(waited >= Duration::from_millis(800), "{waited:?}");
+    until_phase(&db, BlueGreenPhase::Created).await;
+    blue.assert_reader(served_by(&db).await);
+    assert_eq!(
+        port_of(&db, blue.side_effect_port_sql()).await,
+        blue.writer_port()
+    );
+    let events: Vec<String> = db
+        .blue_green()
+        .unwrap()
+        .timeline
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    let at = |name: &str| events.iter().position(|e| e == name);
+    let (in_progress, rollback) = (at("IN_PROGRESS").unwrap(), at("ROLLBACK").unwrap());
+    assert!(in_progress < rollback, "{events:?}");
+    assert_eq!(events[rollback + 1..], ["CREATED".to_owned()], "{events:?}");
+    db.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn a_switchover_that_never_ends_times_out(kind: Kind) {
+    let (blue, green) = clusters(kind);
+    let deployment = deployment("bgtimeout", &blue, &green);
+    let db = connect(
+        &blue,
+        deployment.dns(),
+        options(Duration::from_millis(400)).switchover_timeout(Duration::from_secs(2)),
+    )
+    .await;
+    deployment.set_status(BlueGreenStatus::Available).unwrap();
+    until_phase(&db, BlueGreenPhase::Created).await;
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInProgress)
+        .unwrap();
+    let in_progress = until_phase(&db, BlueGreenPhase::InProgress).await;
+
+    // Held longer than connect_timeout: a typed error, and nothing was sent.
+    let before = blue.count_on_primary(DB);
+    let start = Instant::now();
+    let err = db
+        .execute_unprepared("INSERT INTO cake (name) VALUES ('late')")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        ErrorKind::of(&err),
+        Some(ErrorKind::BlueGreenSwitchover),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(blue.count_on_primary(DB), before, "nothing was sent");
+    assert!(rds_balancer::is_transient(&err), "worth retrying: {err}");
+
+    // Past switchover_timeout the switchover is taken as over, though the metadata still says
+    // IN_PROGRESS: statements run again (on blue: nothing moved).
+    let deadline = in_progress + Duration::from_secs(10);
+    loop {
+        match db
+            .execute_unprepared("INSERT INTO cake (name) VALUES ('after')")
+            .await
+        {
+            Ok(_) => break,
+            Err(err) => {
+                assert_eq!(
+                    ErrorKind::of(&err),
+                    Some(ErrorKind::BlueGreenSwitchover),
+                    "{err}"
+                );
+                assert!(
+                    Instant::now() < deadline,
+                    "still held after the switchover timeout"
+                );
+            }
+        }
+    }
+    assert!(in_progress.elapsed() >= Duration::from_millis(1900));
+    assert_eq!(blue.count_on_primary(DB), before + 1);
+    let status = db.blue_green().unwrap();
+    assert_eq!(status.phase, BlueGreenPhase::InProgress);
+    assert_eq!(status.timeline.last().unwrap().event, "TIMEOUT");
+    db.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn without_metadata_the_feature_is_inert(kind: Kind) {
+    let cluster = Cluster::shared(kind);
+    cluster.create_database("bg_inert");
+    let db = RdsConnection::builder()
+        .writer(cluster.writer_url("bg_inert"))
+        .reader(cluster.replicas()[0].url("bg_inert"))
+        .blue_green(options(Duration::from_secs(1)))
+        .sqlx_logging(false)
+        .build()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.blue_green().unwrap().timeline.is_empty() {
+        assert!(Instant::now() < deadline, "the monitor never read");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = db.blue_green().unwrap();
+    assert!(!status.available, "{status:?}");
+    assert_eq!(status.phase, BlueGreenPhase::NotCreated);
+    assert!(status.endpoints.is_empty());
+    cluster.assert_reader(served_by(&db).await);
+    assert_eq!(
+        port_of(&db, cluster.side_effect_port_sql()).await,
+        cluster.writer_port()
+    );
+    // Off: no status at all.
+    let off = RdsConnection::builder()
+        .writer(cluster.writer_url("bg_inert"))
+        .sqlx_logging(false)
+        .build()
+        .await
+        .unwrap();
+    assert!(off.blue_green().is_none());
+}
