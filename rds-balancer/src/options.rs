@@ -563,6 +563,9 @@ impl RdsConnectionBuilder {
             let wait = self.pool.acquire_timeout.or(self.pool.connect_timeout);
             Arc::new(Budget::new(limit, wait.unwrap_or(Duration::from_secs(30))))
         });
+        let blue_green = self
+            .blue_green
+            .map(|options| Arc::new(BlueGreen::new(options, self.endpoint_resolver.clone())));
         let tasks = TaskTracker::new();
         let writer_name = writer.name("writer");
         let writer_origin = writer.origin();
@@ -573,16 +576,20 @@ impl RdsConnectionBuilder {
                     template,
                     self.endpoint_resolver.clone(),
                     self.credentials.clone(),
-                )?;
+                )?
+                .with_blue_green(blue_green.clone());
                 (factory.open_template(self.lazy).await?, Some(factory))
             }
             HostSource::Connection(conn) => {
                 let factory = match Template::from_connection(&conn) {
-                    Some(template) => Some(HostFactory::new(
-                        template.with_tls(&self.tls),
-                        self.endpoint_resolver.clone(),
-                        self.credentials.clone(),
-                    )?),
+                    Some(template) => Some(
+                        HostFactory::new(
+                            template.with_tls(&self.tls),
+                            self.endpoint_resolver.clone(),
+                            self.credentials.clone(),
+                        )?
+                        .with_blue_green(blue_green.clone()),
+                    ),
                     None => None,
                 };
                 (Opened::handed(conn), factory)
@@ -664,9 +671,7 @@ impl RdsConnectionBuilder {
             health: self.health,
             failover: Failover::default(),
             budget,
-            blue_green: self
-                .blue_green
-                .map(|options| Arc::new(BlueGreen::new(options, self.endpoint_resolver.clone()))),
+            blue_green,
         });
         spawn_monitor(&db);
         crate::bluegreen::spawn_monitor(&db);

@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use rds_balancer::{BlueGreenOptions, BlueGreenPhase, ErrorKind, RdsConnection};
-use rds_balancer_testkit::{BlueGreenDeployment, BlueGreenStatus};
+use rds_balancer::{
+    BlueGreenOptions, BlueGreenPhase, ErrorKind, Instance, RdsConnection, Topology, TopologyChange,
+};
+use rds_balancer_testkit::{BlueGreenDeployment, BlueGreenRole, BlueGreenStatus};
 use sea_orm::ConnectionTrait;
 use support::{Cluster, Kind, MYSQL_USER, backend_tests, port_of, served_by};
 
@@ -21,6 +23,7 @@ backend_tests!(
     traffic_rides_through_a_switchover_and_lands_on_green,
     #[multi_thread]
     a_rollback_returns_to_blue,
+    new_hosts_dial_the_addresses_recorded_before_the_switchover,
     a_switchover_that_never_ends_times_out,
     without_metadata_the_feature_is_inert,
 );
@@ -301,8 +304,13 @@ async fn traffic_rides_through_a_switchover_and_lands_on_green(kind: Kind) {
     // The summary: every phase, in order, timed from IN_PROGRESS.
     let status = db.blue_green().unwrap();
     let events: Vec<&str> = status.timeline.iter().map(|e| e.event.as_str()).collect();
+    let phases: Vec<&str> = events
+        .iter()
+        .copied()
+        .filter(|e| !e.contains("DNS"))
+        .collect();
     assert_eq!(
-        events,
+        phases,
         [
             "NOT_CREATED",
             "CREATED",
@@ -312,6 +320,11 @@ async fn traffic_rides_through_a_switchover_and_lands_on_green(kind: Kind) {
             "COMPLETED"
         ]
     );
+    // DNS caught up (the kit switched it before POST): routing is back to normal.
+    for dns in ["BLUE_DNS_UPDATED", "GREEN_DNS_REMOVED"] {
+        let at = events.iter().position(|e| *e == dns).expect(dns);
+        assert!(at > events.iter().position(|e| *e == "IN_PROGRESS").unwrap());
+    }
     let offset = |name: &str| {
         status
             .timeline
@@ -484,4 +497,115 @@ async fn without_metadata_the_feature_is_inert(kind: Kind) {
         .await
         .unwrap();
     assert!(off.blue_green().is_none());
+}
+
+async fn new_hosts_dial_the_addresses_recorded_before_the_switchover(kind: Kind) {
+    let (blue, green) = clusters(kind);
+    let deployment = deployment("bgdial", &blue, &green);
+    let dns = deployment.dns();
+    // No reader at first: the topology adds them, by name.
+    let db = RdsConnection::builder()
+        .writer(blue.writer_url(DB))
+        .endpoint_resolver(dns.resolver())
+        .blue_green(options(Duration::from_secs(20)))
+        .sqlx_logging(false)
+        .build()
+        .await
+        .expect("connect");
+    let name = |role, node: &str| {
+        deployment
+            .instance_endpoint(role, node)
+            .expect("an instance endpoint")
+            .to_owned()
+    };
+    let (blue_replica, green_replica) = (
+        name(BlueGreenRole::Source, "replica-1"),
+        name(BlueGreenRole::Target, "replica-1"),
+    );
+    let topology = |readers: &[&str]| {
+        let mut instances = vec![
+            Instance::writer("primary")
+                .with_endpoint(deployment.cluster_endpoint(BlueGreenRole::Source), 1),
+        ];
+        for (i, host) in readers.iter().enumerate() {
+            instances.push(Instance::reader(format!("reader-{i}")).with_endpoint(*host, 1));
+        }
+        Topology::new(instances)
+    };
+    let read = async |db: &RdsConnection| {
+        let db = db.clone();
+        tokio::spawn(async move { served_by(&db).await })
+            .await
+            .unwrap()
+    };
+    deployment.set_status(BlueGreenStatus::Available).unwrap();
+    until_phase(&db, BlueGreenPhase::Created).await;
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInitiated)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::Preparation).await;
+
+    // Stale DNS during the switchover: the blue replica's name now points nowhere. A reader
+    // added by that name still reaches the blue replica, at the address recorded before.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    dns.set(&blue_replica, std::net::Ipv4Addr::LOCALHOST, dead);
+    let changes = db
+        .apply_topology(&topology(&[&blue_replica]))
+        .await
+        .unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| matches!(c, TopologyChange::ReaderAdded(r) if r.id == "reader-0")),
+        "{changes:?}"
+    );
+    assert_eq!(read(&db).await, blue.replicas()[0].port());
+
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInProgress)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::InProgress).await;
+    deployment.switch_dns();
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInPostProcessing)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::Post).await;
+    // The reader added by its blue name was moved to the green replica.
+    assert_eq!(read(&db).await, green.replicas()[0].port());
+    // A reader named by its green name is refused while green names are about to go.
+    let changes = db
+        .apply_topology(&topology(&[&blue_replica, &green_replica]))
+        .await
+        .unwrap();
+    assert!(changes.is_empty(), "a green name was let in: {changes:?}");
+    for _ in 0..20 {
+        assert_eq!(read(&db).await, green.replicas()[0].port());
+    }
+
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverCompleted)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::Completed).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Vec<String> = db
+            .blue_green()
+            .unwrap()
+            .timeline
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        if events.iter().any(|e| e == "BLUE_DNS_UPDATED")
+            && events.iter().any(|e| e == "GREEN_DNS_REMOVED")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "DNS never settled: {events:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    db.shutdown(Duration::from_secs(5)).await;
 }

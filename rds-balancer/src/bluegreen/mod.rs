@@ -31,6 +31,7 @@ use tokio::sync::watch;
 
 pub use self::metadata::BlueGreenEndpoint;
 pub(crate) use self::monitor::spawn_monitor;
+
 pub use self::phase::{BlueGreenPhase, BlueGreenRole};
 pub use self::summary::{BlueGreenEvent, BlueGreenStatus};
 use crate::error::Error;
@@ -61,6 +62,7 @@ pub struct BlueGreenOptions {
     connect_timeout: Duration,
     switchover_timeout: Duration,
     query_timeout: Duration,
+    suspend_new_blue_connections: bool,
 }
 
 impl Default for BlueGreenOptions {
@@ -73,6 +75,7 @@ impl Default for BlueGreenOptions {
             connect_timeout: Duration::from_secs(30),
             switchover_timeout: Duration::from_secs(180),
             query_timeout: Duration::from_secs(5),
+            suspend_new_blue_connections: false,
         }
     }
 }
@@ -129,6 +132,14 @@ impl BlueGreenOptions {
         self
     }
 
+    /// Whether pools opened for blue endpoints while the switchover is in progress (a reader
+    /// the topology adds, say) wait for it to pass, up to `connect_timeout`, instead of
+    /// connecting to blue's recorded address. Statements wait either way. Default: `false`.
+    pub fn suspend_new_blue_connections(mut self, suspend: bool) -> Self {
+        self.suspend_new_blue_connections = suspend;
+        self
+    }
+
     /// The longest one read of the metadata may take (connecting included). Default: 5 s.
     pub fn query_timeout(mut self, timeout: Duration) -> Self {
         self.query_timeout = timeout;
@@ -181,6 +192,42 @@ struct State {
     in_progress_at: Option<Instant>,
     /// The switchover timed out: treated as over until the deployment leaves its phases.
     gave_up: bool,
+    /// After the switchover, blue names resolve to the green nodes and green names are gone:
+    /// routing is back to normal.
+    settled: bool,
+    /// Blue names seen resolving to the green nodes (after the switchover).
+    blue_dns_updated: bool,
+    /// Green names seen no longer resolving (after the switchover).
+    green_dns_removed: bool,
+}
+
+impl State {
+    /// Whether the switchover's routing rules apply: from its request until DNS settled after
+    /// it (or it timed out).
+    fn switching(&self) -> bool {
+        !self.gave_up
+            && !self.settled
+            && (self.phase.is_switching() || self.phase == BlueGreenPhase::Completed)
+    }
+
+    /// The address recorded for `endpoint`.
+    fn recorded_address(&self, endpoint: &BlueGreenEndpoint) -> Option<SocketAddr> {
+        self.recorded
+            .iter()
+            .find(|(e, _)| e == endpoint)
+            .and_then(|(_, address)| *address)
+    }
+}
+
+/// Where a new pool for an endpoint dials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Dial {
+    /// Through the endpoint resolver, as always.
+    AsUsual,
+    /// At this address (an IP recorded before the switchover).
+    At(String, u16),
+    /// Nowhere: a green name about to disappear.
+    Refuse,
 }
 
 impl BlueGreen {
@@ -218,6 +265,113 @@ impl BlueGreen {
                 waited: start.elapsed(),
             }),
         }
+    }
+
+    /// Where a new pool for the endpoint `host:port` dials while a switchover runs: a blue name
+    /// at the address it had before (stale DNS cannot send it elsewhere), then, once green
+    /// took over, at its green node's; a green name is refused once green took over (it is
+    /// about to be renamed). With `suspend_new_blue_connections`, a blue name waits while the
+    /// switchover is in progress.
+    pub(crate) async fn dial_for(&self, host: &str, port: u16) -> Dial {
+        let blue_in_progress = |state: &State| {
+            state.phase == BlueGreenPhase::InProgress && state.switching() && {
+                let named = |e: &&BlueGreenEndpoint| e.host.eq_ignore_ascii_case(host);
+                state
+                    .recorded
+                    .iter()
+                    .map(|(e, _)| e)
+                    .any(|e| e.role == BlueGreenRole::Source && named(&e))
+            }
+        };
+        if self.options.suspend_new_blue_connections && blue_in_progress(&self.state.borrow()) {
+            let mut rx = self.state.subscribe();
+            let _ = tokio::time::timeout(
+                self.options.connect_timeout,
+                rx.wait_for(|state| !blue_in_progress(state)),
+            )
+            .await;
+        }
+        let state = self.state.borrow();
+        if !state.switching() {
+            return Dial::AsUsual;
+        }
+        let Some((endpoint, address)) = state
+            .recorded
+            .iter()
+            .find(|(e, _)| e.host.eq_ignore_ascii_case(host) && e.port == port)
+            .or_else(|| {
+                state
+                    .recorded
+                    .iter()
+                    .find(|(e, _)| e.host.eq_ignore_ascii_case(host))
+            })
+        else {
+            return Dial::AsUsual;
+        };
+        let at = |address: SocketAddr| Dial::At(address.ip().to_string(), address.port());
+        let green_took_over = state.phase >= BlueGreenPhase::Post;
+        match (endpoint.role, green_took_over) {
+            (BlueGreenRole::Source, false) => address.map_or(Dial::AsUsual, at),
+            (BlueGreenRole::Source, true) => {
+                reroute::green_for(endpoint, state.recorded.iter().map(|(e, _)| e))
+                    .and_then(|green| state.recorded_address(green))
+                    .map_or(Dial::AsUsual, at)
+            }
+            (BlueGreenRole::Target, true) => Dial::Refuse,
+            (BlueGreenRole::Target, false) => Dial::AsUsual,
+        }
+    }
+
+    /// After the switchover, looks whether DNS has caught up: blue names resolving to their
+    /// green nodes, green names gone. Once both, routing is back to normal.
+    fn observe_dns(&self, resolved: &[(BlueGreenEndpoint, Option<SocketAddr>)], now: Instant) {
+        self.state.send_modify(|state| {
+            if !state.switching() || state.phase < BlueGreenPhase::Post {
+                return;
+            }
+            let now_at = |e: &BlueGreenEndpoint| {
+                resolved
+                    .iter()
+                    .find(|(r, _)| r == e)
+                    .and_then(|(_, a)| *a)
+                    .filter(|a| a.port() != 0)
+            };
+            let recorded: Vec<&BlueGreenEndpoint> = state.recorded.iter().map(|(e, _)| e).collect();
+            let blue_updated = recorded
+                .iter()
+                .filter(|e| e.role == BlueGreenRole::Source)
+                .filter_map(|e| reroute::green_for(e, recorded.iter().copied()).map(|g| (*e, g)))
+                .all(|(blue, green)| {
+                    now_at(blue).is_some() && now_at(blue) == state.recorded_address(green)
+                });
+            let green_removed = recorded
+                .iter()
+                .filter(|e| e.role == BlueGreenRole::Target)
+                .all(|e| now_at(e).is_none());
+            if blue_updated && !state.blue_dns_updated {
+                state.blue_dns_updated = true;
+                push(state, now, "BLUE_DNS_UPDATED".to_owned());
+            }
+            if green_removed && !state.green_dns_removed {
+                state.green_dns_removed = true;
+                push(state, now, "GREEN_DNS_REMOVED".to_owned());
+            }
+            if state.blue_dns_updated
+                && state.green_dns_removed
+                && state.phase == BlueGreenPhase::Completed
+            {
+                state.settled = true;
+                tracing::info!(bgd_id = %self.options.bgd_id, "blue/green switchover over and DNS settled: routing as usual");
+                self.log_summary(state);
+            }
+        });
+    }
+
+    /// Whether the monitor should look at DNS: after the switchover, until it settled.
+    fn wants_dns(&self) -> Option<Vec<BlueGreenEndpoint>> {
+        let state = self.state.borrow();
+        (state.switching() && state.phase >= BlueGreenPhase::Post)
+            .then(|| state.recorded.iter().map(|(e, _)| e.clone()).collect())
     }
 
     /// The status as the last read of the metadata saw it.
@@ -262,8 +416,11 @@ impl BlueGreen {
                 if !status.phase.is_switching() && status.phase != BlueGreenPhase::Completed {
                     state.in_progress_at = None;
                     state.gave_up = false;
+                    state.settled = false;
+                    state.blue_dns_updated = false;
+                    state.green_dns_removed = false;
                 }
-                if rollback || status.phase == BlueGreenPhase::Completed {
+                if rollback {
                     self.log_summary(state);
                 }
             }
@@ -283,8 +440,7 @@ impl BlueGreen {
     /// publishes whether statements wait.
     fn check_timeout(&self, state: &mut State, now: Instant) {
         if let Some(since) = state.in_progress_at
-            && !state.gave_up
-            && state.phase.is_switching()
+            && state.switching()
             && now.saturating_duration_since(since) >= self.options.switchover_timeout
         {
             state.gave_up = true;

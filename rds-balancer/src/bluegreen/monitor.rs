@@ -64,6 +64,8 @@ pub(crate) fn spawn_monitor(db: &RdsConnection) {
             drop(db);
             if let Some(endpoints) = bg.wants_recording() {
                 bg.record(resolve_all(&bg, endpoints).await);
+            } else if let Some(endpoints) = bg.wants_dns() {
+                bg.observe_dns(&resolve_all(&bg, endpoints).await, Instant::now());
             }
             tokio::select! {
                 () = stopping.cancelled() => return,

@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use super::template::Template;
 use super::{HostPool, Origin, Role};
+use crate::bluegreen::{BlueGreen, Dial};
 use crate::credentials::{CredentialProvider, Credentials, Endpoint, Renewal};
 use crate::error::{Error, Result};
 use crate::health::HealthOptions;
@@ -19,6 +20,8 @@ pub(crate) struct HostFactory {
     template: Template,
     resolver: Option<Arc<dyn EndpointResolver>>,
     credentials: Option<Arc<dyn CredentialProvider>>,
+    /// During a blue/green switchover, where new pools for blue and green endpoints dial.
+    blue_green: Option<Arc<BlueGreen>>,
 }
 
 impl std::fmt::Debug for HostFactory {
@@ -86,7 +89,14 @@ impl HostFactory {
             template,
             resolver,
             credentials,
+            blue_green: None,
         })
+    }
+
+    /// Consults `blue_green` (if any) for every pool it opens to an instance endpoint.
+    pub(crate) fn with_blue_green(mut self, blue_green: Option<Arc<BlueGreen>>) -> Self {
+        self.blue_green = blue_green;
+        self
     }
 
     /// The address dialled for the instance endpoint `host:port`: the resolver's answer, or the
@@ -109,6 +119,26 @@ impl HostFactory {
     /// Opens a pool to the instance endpoint `host:port` (through the resolver, if any), with
     /// credentials for that endpoint.
     pub(crate) async fn open(&self, host: &str, port: u16) -> Result<Opened> {
+        if let Some(bg) = &self.blue_green {
+            match bg.dial_for(host, port).await {
+                Dial::AsUsual => {}
+                Dial::At(at_host, at_port) => {
+                    return self
+                        .connect(Endpoint::new(host, port), &at_host, at_port, false)
+                        .await;
+                }
+                Dial::Refuse => {
+                    return Err(Error::Connect {
+                        host: format!("{host}:{port}"),
+                        source: sea_orm::DbErr::Custom(
+                            "refused: a green host name, about to disappear after the blue/green \
+                             switchover"
+                                .to_owned(),
+                        ),
+                    });
+                }
+            }
+        }
         let (dialled_host, dialled_port) = self.dialled(host, port);
         self.connect(
             Endpoint::new(host, port),
