@@ -24,6 +24,9 @@ backend_tests!(
     #[multi_thread]
     a_rollback_returns_to_blue,
     new_hosts_dial_the_addresses_recorded_before_the_switchover,
+    a_rollback_after_green_took_over_moves_hosts_back,
+    #[multi_thread]
+    when_blue_is_cut_off_the_monitor_reads_green,
     a_switchover_that_never_ends_times_out,
     without_metadata_the_feature_is_inert,
 );
@@ -607,5 +610,82 @@ async fn new_hosts_dial_the_addresses_recorded_before_the_switchover(kind: Kind)
         assert!(Instant::now() < deadline, "DNS never settled: {events:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    db.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn a_rollback_after_green_took_over_moves_hosts_back(kind: Kind) {
+    let (blue, green) = clusters(kind);
+    let deployment = deployment("bgback", &blue, &green);
+    let db = connect(&blue, deployment.dns(), options(Duration::from_secs(20))).await;
+    deployment.set_status(BlueGreenStatus::Available).unwrap();
+    until_phase(&db, BlueGreenPhase::Created).await;
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInProgress)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::InProgress).await;
+    deployment.switch_dns();
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInPostProcessing)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::Post).await;
+    assert_eq!(
+        port_of(&db, blue.side_effect_port_sql()).await,
+        green.writer_port()
+    );
+    // AWS gave up and put everything back: so does the connection.
+    deployment.rollback().unwrap();
+    until_phase(&db, BlueGreenPhase::Created).await;
+    assert_eq!(
+        port_of(&db, blue.side_effect_port_sql()).await,
+        blue.writer_port()
+    );
+    let db2 = db.clone();
+    let read = tokio::spawn(async move { served_by(&db2).await })
+        .await
+        .unwrap();
+    assert_eq!(read, blue.replicas()[0].port());
+    let events: Vec<String> = db
+        .blue_green()
+        .unwrap()
+        .timeline
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    let at = |name: &str| events.iter().position(|e| e == name).expect(name);
+    assert!(at("POST") < at("ROLLBACK"), "{events:?}");
+    db.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn when_blue_is_cut_off_the_monitor_reads_green(kind: Kind) {
+    let (blue, green) = clusters(kind);
+    let deployment = deployment("bgcut", &blue, &green);
+    let db = connect(&blue, deployment.dns(), options(Duration::from_secs(20))).await;
+    deployment.set_status(BlueGreenStatus::Available).unwrap();
+    until_phase(&db, BlueGreenPhase::Created).await;
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInProgress)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::InProgress).await;
+    // A statement issued now waits...
+    let held = {
+        let db = db.clone();
+        let sql = blue.side_effect_port_sql();
+        tokio::spawn(async move { port_of(&db, sql).await })
+    };
+    // ...while blue goes away, as AWS cuts it off, with the monitor's own connection. What
+    // follows is only on green's copy of the metadata.
+    blue.primary().kill();
+    blue.replicas()[0].kill();
+    deployment.switch_dns();
+    deployment
+        .set_status(BlueGreenStatus::SwitchoverInPostProcessing)
+        .unwrap();
+    until_phase(&db, BlueGreenPhase::Post).await;
+    assert_eq!(held.await.unwrap(), green.writer_port());
+    let db2 = db.clone();
+    let read = tokio::spawn(async move { served_by(&db2).await })
+        .await
+        .unwrap();
+    assert_eq!(read, green.replicas()[0].port());
     db.shutdown(Duration::from_secs(5)).await;
 }

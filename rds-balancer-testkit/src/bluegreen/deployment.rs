@@ -22,8 +22,9 @@ const KIT_DRIVER_ID: &str = "rds-balancer-testkit";
 ///
 /// The test drives it: [`set_status`](Self::set_status) writes one row per endpoint (the
 /// cluster endpoint and every instance of each side: `BLUE_GREEN_DEPLOYMENT_SOURCE` rows for
-/// blue, `BLUE_GREEN_DEPLOYMENT_TARGET` rows for green) on both primaries, so the code under test
-/// reads the same whichever side it polls; [`clear`](Self::clear) leaves no rows (no
+/// blue, `BLUE_GREEN_DEPLOYMENT_TARGET` rows for green) on both primaries (a primary that is not
+/// running, blue cut off as in a real switchover, is left out), so the code under test reads the
+/// same whichever side it polls; [`clear`](Self::clear) leaves no rows (no
 /// deployment); [`switch_dns`](Self::switch_dns) does to the names what AWS does at switchover,
 /// and [`rollback`](Self::rollback) undoes it all. Every change is recorded, with the time it
 /// took effect ([`history`](Self::history)).
@@ -463,7 +464,10 @@ impl<'a> BlueGreenDeployment<'a> {
     }
 
     /// Runs admin `sql` on blue's primary, then green's (in every database on PostgreSQL).
+    /// Runs `sql` on both primaries; a side whose primary is not running (blue cut off, as
+    /// during a real switchover) is skipped, and only its metadata goes stale.
     fn run_on_both(&self, sql: &str) -> Result<(), Error> {
+        let mut ran = false;
         match &self.servers {
             Servers::Postgres {
                 blue,
@@ -471,18 +475,32 @@ impl<'a> BlueGreenDeployment<'a> {
                 databases,
             } => {
                 for cluster in [blue, green] {
+                    if !cluster.primary().is_running() {
+                        continue;
+                    }
                     for db in databases {
                         cluster.psql(db, sql)?;
                     }
+                    ran = true;
                 }
             }
             Servers::MariaDb { blue, green } => {
                 for cluster in [blue, green] {
+                    if !cluster.primary().is_running() {
+                        continue;
+                    }
                     cluster.sql("", sql)?;
+                    ran = true;
                 }
             }
         }
-        Ok(())
+        if ran {
+            Ok(())
+        } else {
+            Err(unexpected(
+                "neither blue's nor green's primary is running".to_owned(),
+            ))
+        }
     }
 }
 
