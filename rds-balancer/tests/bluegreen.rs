@@ -572,11 +572,24 @@ async fn new_hosts_dial_the_addresses_recorded_before_the_switchover(kind: Kind)
         .set_status(BlueGreenStatus::SwitchoverInProgress)
         .unwrap();
     until_phase(&db, BlueGreenPhase::InProgress).await;
+    // A new host named by its green name waits while the switchover is in progress...
+    let adding = {
+        let (db, topology) = (db.clone(), topology(&[&blue_replica, &green_replica]));
+        tokio::spawn(async move { db.apply_topology(&topology).await })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !adding.is_finished(),
+        "a green name was dialled during IN_PROGRESS"
+    );
     deployment.switch_dns();
     deployment
         .set_status(BlueGreenStatus::SwitchoverInPostProcessing)
         .unwrap();
     until_phase(&db, BlueGreenPhase::Post).await;
+    // ...and is refused once green took over (its name is about to go).
+    let changes = adding.await.unwrap().unwrap();
+    assert!(changes.is_empty(), "a green name was let in: {changes:?}");
     // The reader added by its blue name was moved to the green replica.
     assert_eq!(read(&db).await, green.replicas()[0].port());
     // A reader named by its green name is refused while green names are about to go.

@@ -195,6 +195,8 @@ struct State {
     /// After the switchover, blue names resolve to the green nodes and green names are gone:
     /// routing is back to normal.
     settled: bool,
+    /// Statements stay held while hosts move to green (or back), past `IN_PROGRESS`.
+    holding: bool,
     /// Blue names seen resolving to the green nodes (after the switchover).
     blue_dns_updated: bool,
     /// Green names seen no longer resolving (after the switchover).
@@ -228,6 +230,8 @@ pub(crate) enum Dial {
     At(String, u16),
     /// Nowhere: a green name about to disappear.
     Refuse,
+    /// Nowhere: the switchover stayed in progress for this long (`connect_timeout`).
+    TimedOut(Duration),
 }
 
 impl BlueGreen {
@@ -269,27 +273,32 @@ impl BlueGreen {
 
     /// Where a new pool for the endpoint `host:port` dials while a switchover runs: a blue name
     /// at the address it had before (stale DNS cannot send it elsewhere), then, once green
-    /// took over, at its green node's; a green name is refused once green took over (it is
-    /// about to be renamed). With `suspend_new_blue_connections`, a blue name waits while the
-    /// switchover is in progress.
+    /// took over, at its green node's; a green name waits while the switchover is in progress
+    /// (a blue name too with `suspend_new_blue_connections`), and is refused once green took
+    /// over (it is about to be renamed).
     pub(crate) async fn dial_for(&self, host: &str, port: u16) -> Dial {
-        let blue_in_progress = |state: &State| {
-            state.phase == BlueGreenPhase::InProgress && state.switching() && {
-                let named = |e: &&BlueGreenEndpoint| e.host.eq_ignore_ascii_case(host);
-                state
-                    .recorded
-                    .iter()
-                    .map(|(e, _)| e)
-                    .any(|e| e.role == BlueGreenRole::Source && named(&e))
-            }
+        // While the switchover is in progress, green names wait, and blue names too with
+        // `suspend_new_blue_connections`.
+        let waits = |state: &State| {
+            state.phase == BlueGreenPhase::InProgress
+                && state.switching()
+                && state.recorded.iter().any(|(e, _)| {
+                    e.host.eq_ignore_ascii_case(host)
+                        && (e.role == BlueGreenRole::Target
+                            || self.options.suspend_new_blue_connections)
+                })
         };
-        if self.options.suspend_new_blue_connections && blue_in_progress(&self.state.borrow()) {
+        if waits(&self.state.borrow()) {
+            let start = Instant::now();
             let mut rx = self.state.subscribe();
-            let _ = tokio::time::timeout(
+            let waited = tokio::time::timeout(
                 self.options.connect_timeout,
-                rx.wait_for(|state| !blue_in_progress(state)),
+                rx.wait_for(|state| !waits(state)),
             )
             .await;
+            if waited.is_err() {
+                return Dial::TimedOut(start.elapsed());
+            }
         }
         let state = self.state.borrow();
         if !state.switching() {
@@ -451,6 +460,15 @@ impl BlueGreen {
         self.suspended.store(suspends(state), Ordering::Release);
     }
 
+    /// Holds statements back (`true`) while hosts move, whatever the phase; `false` lets them
+    /// go (unless the switchover is in progress).
+    fn hold(&self, holding: bool) {
+        self.state.send_modify(|state| {
+            state.holding = holding;
+            self.suspended.store(suspends(state), Ordering::Release);
+        });
+    }
+
     /// Whether the last read found the deployment in `phase`.
     fn is_in(&self, phase: BlueGreenPhase) -> bool {
         self.state.borrow().phase == phase
@@ -521,7 +539,7 @@ impl BlueGreen {
 
 /// Whether statements wait in `state`.
 fn suspends(state: &State) -> bool {
-    state.phase == BlueGreenPhase::InProgress && !state.gave_up
+    (state.phase == BlueGreenPhase::InProgress || state.holding) && !state.gave_up
 }
 
 fn push(state: &mut State, now: Instant, event: String) {

@@ -37,22 +37,32 @@ pub(crate) fn spawn_monitor(db: &RdsConnection) {
             match read {
                 Ok(status) => {
                     let phase = status.as_ref().map_or(BlueGreenPhase::NotCreated, |s| s.phase);
-                    // Hosts move before statements held back by IN_PROGRESS are let go.
-                    if phase >= BlueGreenPhase::Post && moved.is_none() {
-                        match reroute::to_green(&db, &bg).await {
-                            Ok(done) => moved = Some(done),
-                            Err(error) => tracing::warn!(%error, "blue/green: could not move hosts to green"),
-                        }
-                    } else if phase <= BlueGreenPhase::Created
-                        && let Some(done) = moved.take()
-                        && let Err(error) = reroute::back(&db, &done).await
-                    {
-                        tracing::warn!(%error, "blue/green: could not move hosts back to blue");
+                    // Hosts move before the statements held back are let go. The phase is
+                    // published first: pools being opened for a topology meanwhile stop
+                    // waiting for it (they hold the topology lock the move needs).
+                    let to_green = phase >= BlueGreenPhase::Post && moved.is_none();
+                    let back = phase <= BlueGreenPhase::Created && moved.is_some();
+                    if to_green || back {
+                        bg.hold(true);
                     }
                     let entering = phase == BlueGreenPhase::InProgress && !bg.is_in(phase);
                     bg.observe(status, Instant::now());
                     if entering {
                         close_idle(&db).await;
+                    }
+                    if to_green {
+                        match reroute::to_green(&db, &bg).await {
+                            Ok(done) => moved = Some(done),
+                            Err(error) => tracing::warn!(%error, "blue/green: could not move hosts to green"),
+                        }
+                    } else if back
+                        && let Some(done) = moved.take()
+                        && let Err(error) = reroute::back(&db, &done).await
+                    {
+                        tracing::warn!(%error, "blue/green: could not move hosts back to blue");
+                    }
+                    if to_green || back {
+                        bg.hold(false);
                     }
                 }
                 Err(error) => {

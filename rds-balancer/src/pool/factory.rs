@@ -127,6 +127,7 @@ impl HostFactory {
                         .connect(Endpoint::new(host, port), &at_host, at_port, false)
                         .await;
                 }
+                Dial::TimedOut(waited) => return Err(Error::BlueGreenSwitchover { waited }),
                 Dial::Refuse => {
                     return Err(Error::Connect {
                         host: format!("{host}:{port}"),
