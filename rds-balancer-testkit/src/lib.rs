@@ -132,7 +132,8 @@
 //! [`RdsEmulator::start`] runs moto's RDS emulator (`python3` with `moto[server]` and boto3;
 //! else it fails with the fix, [`MOTO_INSTALL_HINT`]) on a loopback port, and
 //! [`RdsEmulator::describe_pg_cluster`] describes a [`PgCluster`] there as an Aurora cluster
-//! whose instances have the nodes' ports. Its endpoint host names are fake
+//! whose instances have the nodes' ports ([`RdsEmulator::describe_mariadb_cluster`] a
+//! [`MariaDbCluster`], as Aurora MySQL). Its endpoint host names are fake
 //! (`<id>.aaaaaaaaaa.us-east-1.rds.amazonaws.com`): [`resolve_to_loopback`] maps them to
 //! 127.0.0.1. Topology changes are one call each (`add_instance`, `remove_instance`,
 //! `stop_instance`, `set_instance_status`, `failover`), a few milliseconds.
@@ -202,8 +203,11 @@
 //! loopback ports, a temporary directory, the `mysql` OS user when the process is root, a
 //! supervisor that stops them if the test process dies. Every node takes `root` with no password
 //! over TCP; `read_only` does not stop `root`, so give the code under test its own user
-//! ([`MariaDbCluster::create_user`]). Ask `SELECT @@port` who served a statement. Without
-//! MariaDB it fails with the fix, [`MARIADB_INSTALL_HINT`].
+//! ([`MariaDbCluster::create_user`], [`MariaDbCluster::set_password`]). Ask `SELECT @@port`
+//! who served a statement. Nodes can be stopped, killed, paused and restarted like PostgreSQL's;
+//! [`MariaDbCluster::promote`] makes a replica the primary and re-points the others;
+//! [`MariaDbCluster::builder`] sets the replicas and `max_connections`. Without MariaDB it fails
+//! with the fix, [`MARIADB_INSTALL_HINT`].
 //!
 //! ```no_run
 //! use std::time::Duration;
