@@ -16,7 +16,9 @@ use rds_balancer::{
 };
 use rds_balancer_testkit::RdsEmulator;
 use sea_orm::ConnectionTrait;
-use support::{Cluster, Kind, MYSQL_USER, Node, backend_tests, node_admin, served_by, stmt};
+use support::{
+    Cluster, Kind, MYSQL_USER, Node, backend_tests, node_admin, port_in, served_by, stmt,
+};
 
 backend_tests!(
     polling_follows_readers_added_and_removed_without_a_restart,
@@ -247,20 +249,6 @@ fn app_sessions(node: Node<'_>, db: &str) -> usize {
     node_admin(node, &sql).trim().parse().expect("a count")
 }
 
-/// The integer `port` column of `row` (`int` on PostgreSQL, `bigint unsigned` on MySQL).
-fn port_in(row: &sea_orm::QueryResult) -> u16 {
-    let port = row
-        .try_get::<i32>("", "port")
-        .map(i64::from)
-        .or_else(|_| row.try_get::<i64>("", "port"))
-        .or_else(|_| {
-            row.try_get::<u64>("", "port")
-                .map(|p| i64::try_from(p).unwrap())
-        })
-        .unwrap();
-    u16::try_from(port).unwrap()
-}
-
 /// The port of the server a writer-routed statement reached.
 async fn writer_of(db: &RdsConnection, cluster: &Cluster) -> u16 {
     support::port_of(db, &format!("/*@writer*/ {}", cluster.port_sql())).await
@@ -298,7 +286,7 @@ async fn a_plain_database_connection_follows_the_cluster_and_destroy_gives_it_ba
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(port_in(&row), r1.port(), "{}", marker.sql);
+    assert_eq!(port_in(&row), Some(r1.port()), "{}", marker.sql);
     assert_eq!(row.try_get::<String>("", "setting").unwrap(), marker.value);
     assert!(
         app_sessions(r1, "balancer_plain") > 0,

@@ -16,7 +16,7 @@ use rds_balancer::{
 };
 use rds_balancer_testkit::{BlueGreenDeployment, BlueGreenRole, BlueGreenStatus};
 use sea_orm::ConnectionTrait;
-use support::{Cluster, Kind, MYSQL_USER, backend_tests, port_of, served_by};
+use support::{Cluster, Kind, MYSQL_USER, backend_tests, port_of, served_by, try_port_of};
 
 backend_tests!(
     #[multi_thread]
@@ -105,26 +105,6 @@ async fn until_phase(db: &RdsConnection, phase: BlueGreenPhase) -> Instant {
     }
 }
 
-/// The port of the server that answered `sql` (an integer `port` column), or the error.
-async fn try_port(db: &RdsConnection, sql: &str) -> Result<u16, String> {
-    let stmt = sea_orm::Statement::from_string(db.get_database_backend(), sql);
-    let row = db
-        .query_one_raw(stmt)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("no row")?;
-    let port = row
-        .try_get::<i32>("", "port")
-        .map(i64::from)
-        .or_else(|_| row.try_get::<i64>("", "port"))
-        .or_else(|_| {
-            row.try_get::<u64>("", "port")
-                .map(|p| i64::try_from(p).unwrap_or(-1))
-        })
-        .map_err(|e| e.to_string())?;
-    u16::try_from(port).map_err(|e| e.to_string())
-}
-
 /// One statement of the steady load.
 #[derive(Debug, Clone)]
 struct Sample {
@@ -171,11 +151,11 @@ fn load(db: &RdsConnection, cluster: &Cluster, writers: usize, readers: usize) -
                         .execute_unprepared("INSERT INTO cake (name) VALUES ('bg')")
                         .await
                     {
-                        Ok(_) => try_port(&db, write_sql).await,
+                        Ok(_) => try_port_of(&db, write_sql).await,
                         Err(e) => Err(e.to_string()),
                     }
                 } else {
-                    try_port(&db, read_sql).await
+                    try_port_of(&db, read_sql).await
                 };
                 samples.lock().unwrap().push(Sample {
                     write,

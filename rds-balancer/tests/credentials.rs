@@ -17,7 +17,7 @@ use rds_balancer::{
 };
 use rds_balancer_testkit::PgCluster;
 use sea_orm::ConnectionTrait;
-use support::{Cluster, Kind, Node, backend_tests, node_admin, served_by, stmt};
+use support::{Cluster, Kind, Node, backend_tests, node_admin, port_in, served_by, stmt};
 
 backend_tests!(
     every_pool_asks_the_provider_by_its_endpoint_and_renews_before_expiry,
@@ -124,19 +124,8 @@ async fn who(db: &RdsConnection, hint: &str) -> (u16, String) {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .unwrap();
-    let port = row
-        .try_get::<i32>("", "port")
-        .map(i64::from)
-        .or_else(|_| row.try_get::<i64>("", "port"))
-        .or_else(|_| {
-            row.try_get::<u64>("", "port")
-                .map(|p| i64::try_from(p).unwrap())
-        })
-        .unwrap();
-    (
-        u16::try_from(port).unwrap(),
-        row.try_get::<String>("", "who").unwrap(),
-    )
+    let port = port_in(&row).expect("an integer port column");
+    (port, row.try_get::<String>("", "who").unwrap())
 }
 
 fn db_kind(db: &RdsConnection) -> Kind {

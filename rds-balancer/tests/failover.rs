@@ -17,9 +17,9 @@ use rds_balancer_testkit::RdsEmulator;
 use sea_orm::sqlx::mysql::{MySqlConnection, MySqlDatabaseError};
 use sea_orm::sqlx::{Connection, Row};
 use sea_orm::{ConnectionTrait, DbErr, RuntimeErr, Statement, TransactionError, TransactionTrait};
-use support::health::{DEADLINE, POLL, fast_builder, port_in};
+use support::health::{DEADLINE, POLL, fast_builder};
 use support::{
-    Cluster, Kind, Node, backend_tests, from_another_task, node_admin, port_of, served_by,
+    Cluster, Kind, Node, backend_tests, from_another_task, node_admin, port_in, port_of, served_by,
     sleep_call, stmt,
 };
 

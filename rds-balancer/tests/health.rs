@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use rds_balancer::{ErrorKind, HealthState, RdsConnectionBuilder};
 use sea_orm::{ConnectionTrait, DbErr};
 use support::health::{
-    Readers, fast_builder, host_of, name_of, port_in, state_of, until, until_served_by, until_state,
+    Readers, fast_builder, host_of, name_of, state_of, until, until_served_by, until_state,
 };
-use support::{Cluster, Kind, backend_tests, served_by, slow_port_sql, stmt};
+use support::{Cluster, Kind, backend_tests, port_in, served_by, slow_port_sql, stmt};
 
 backend_tests!(
     a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted,

@@ -17,11 +17,12 @@ use rds_balancer::{ErrorKind, HealthState, RdsConnectionBuilder};
 use rds_balancer_testkit::FaultProxy;
 use sea_orm::{ConnectionTrait, DbErr};
 use support::health::{
-    POLL, Readers, ReadsSeen, blocking, fast_builder, host_of, name_of, port_in, until,
-    until_served_by, until_state,
+    POLL, Readers, ReadsSeen, blocking, fast_builder, host_of, name_of, until, until_served_by,
+    until_state,
 };
 use support::{
-    Cluster, Kind, Node, backend_tests, running_on, served_by, sleep_call, slow_port_sql, stmt,
+    Cluster, Kind, Node, backend_tests, port_in, running_on, served_by, sleep_call, slow_port_sql,
+    stmt,
 };
 
 backend_tests!(

@@ -9,12 +9,12 @@ use rds_balancer::{ErrorKind, Route, with_route};
 use sea_orm::sqlx::mysql::MySqlDatabaseError;
 use sea_orm::{
     AccessMode, ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, QueryResult, RuntimeErr, Statement, StreamTrait,
-    TransactionError, TransactionTrait,
+    DbBackend, DbErr, EntityTrait, RuntimeErr, Statement, StreamTrait, TransactionError,
+    TransactionTrait,
 };
 use support::entities::{cake, cake_seen};
 use support::{
-    Cluster, Kind, backend_tests, from_another_task, port_of, served_by, setup_in, stmt,
+    Cluster, Kind, backend_tests, from_another_task, port_in, port_of, served_by, setup_in, stmt,
 };
 
 backend_tests!(
@@ -57,20 +57,6 @@ async fn connection_id(txn: &DatabaseTransaction) -> i64 {
         .unwrap()
         .expect("one row");
     row.try_get::<i64>("", "id").expect("an id")
-}
-
-/// The integer `port` column of a streamed row.
-fn row_port(row: &QueryResult) -> u16 {
-    let port = row
-        .try_get::<i32>("", "port")
-        .map(i64::from)
-        .or_else(|_| row.try_get::<i64>("", "port"))
-        .or_else(|_| {
-            row.try_get::<u64>("", "port")
-                .map(|p| i64::try_from(p).unwrap_or(-1))
-        })
-        .expect("an integer port column");
-    u16::try_from(port).expect("a port")
 }
 
 async fn a_transaction_runs_every_statement_on_the_writer_and_commits(kind: Kind) {
@@ -381,7 +367,7 @@ async fn streams_are_routed_like_statements(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(rows.len(), 50);
-    assert!(rows.iter().all(|r| row_port(r) == writer));
+    assert!(rows.iter().all(|r| port_in(r).unwrap() == writer));
 
     // Another task's streams go to a replica.
     cluster.wait_replicated();
@@ -405,10 +391,10 @@ async fn streams_are_routed_like_statements(kind: Kind) {
     })
     .await;
     assert_eq!(rows.len(), 50);
-    let port = row_port(&rows[0]);
+    let port = port_in(&rows[0]).unwrap();
     cluster.assert_reader(port);
     assert!(
-        rows.iter().all(|r| row_port(r) == port),
+        rows.iter().all(|r| port_in(r).unwrap() == port),
         "one host per stream"
     );
     assert_eq!(seen.len(), 50);
@@ -433,7 +419,7 @@ async fn streams_are_routed_like_statements(kind: Kind) {
     })
     .await;
     assert_eq!(written.len(), 50);
-    assert!(written.iter().all(|r| row_port(r) == writer));
+    assert!(written.iter().all(|r| port_in(r).unwrap() == writer));
     match kind {
         Kind::Postgres => assert_eq!(
             cluster

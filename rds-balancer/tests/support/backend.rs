@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rds_balancer_testkit::{MariaDbCluster, MariaDbNode, PgCluster, PgNode};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 
 /// Which database a test body runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,11 +334,24 @@ impl Node<'_> {
 /// The port of the server that answered `sql` (which must return an integer `port` column)
 /// through `db`.
 pub async fn port_of(db: &impl ConnectionTrait, sql: &str) -> u16 {
+    try_port_of(db, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Like [`port_of`], with the error (the statement's, or a missing row or port) as text.
+pub async fn try_port_of(db: &impl ConnectionTrait, sql: &str) -> Result<u16, String> {
     let row = db
         .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .expect("one row");
+        .map_err(|e| e.to_string())?
+        .ok_or("no row")?;
+    port_in(&row).ok_or_else(|| "no integer port column".to_owned())
+}
+
+/// The integer column `port` of `row` (`int4` on PostgreSQL, `BIGINT` or `BIGINT UNSIGNED` on
+/// MySQL).
+pub fn port_in(row: &QueryResult) -> Option<u16> {
     let port = row
         .try_get::<i32>("", "port")
         .map(i64::from)
@@ -347,8 +360,8 @@ pub async fn port_of(db: &impl ConnectionTrait, sql: &str) -> u16 {
             row.try_get::<u64>("", "port")
                 .map(|p| i64::try_from(p).unwrap_or(-1))
         })
-        .unwrap_or_else(|e| panic!("{sql}: no integer port column: {e}"));
-    u16::try_from(port).expect("a port")
+        .ok()?;
+    u16::try_from(port).ok()
 }
 
 /// Runs a test body once per backend: `backend_tests!(a, b, #[multi_thread] c)` makes modules

@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 use rds_balancer::{
     ErrorKind, HealthState, HostHealthSnapshot, RdsConnection, RdsConnectionBuilder,
 };
-use sea_orm::QueryResult;
 use sea_orm::{ConnectionTrait, DbErr};
 use tokio::task::JoinHandle;
 
-use super::{served_by, stmt};
+use super::{port_in, served_by, stmt};
 
 /// How long any awaited condition may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -97,20 +96,6 @@ pub async fn until_served_by(db: &RdsConnection, port: u16) -> Duration {
 /// threads.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
-}
-
-/// The integer column `port` of `row` (`int4` on PostgreSQL, `BIGINT` or `INT` on MySQL).
-pub fn port_in(row: &QueryResult) -> Option<u16> {
-    let port = row
-        .try_get::<i32>("", "port")
-        .map(i64::from)
-        .or_else(|_| row.try_get::<i64>("", "port"))
-        .or_else(|_| {
-            row.try_get::<u64>("", "port")
-                .map(|p| i64::try_from(p).unwrap_or(-1))
-        })
-        .ok()?;
-    u16::try_from(port).ok()
 }
 
 /// Four workers reading continuously through one connection, counting what callers see.

@@ -16,7 +16,9 @@ pub mod health;
 pub mod rds;
 
 pub(crate) use self::backend::backend_tests;
-pub use self::backend::{Cluster, Kind, MYSQL_PASSWORD, MYSQL_USER, Node, port_of};
+pub use self::backend::{
+    Cluster, Kind, MYSQL_PASSWORD, MYSQL_USER, Node, port_in, port_of, try_port_of,
+};
 
 use rds_balancer::RdsConnection;
 use rds_balancer_testkit::PgCluster;
