@@ -62,7 +62,7 @@ fn deployment<'a>(id: &str, blue: &'a Cluster, green: &'a Cluster) -> BlueGreenD
 /// Fast polling for tests; `connect_timeout` as given.
 fn options(connect_timeout: Duration) -> BlueGreenOptions {
     BlueGreenOptions::new()
-        .with_baseline_interval(Duration::from_millis(200))
+        .baseline_interval(Duration::from_millis(200))
         .increased_interval(Duration::from_millis(100))
         .high_interval(Duration::from_millis(50))
         .connect_timeout(connect_timeout)

@@ -49,8 +49,9 @@ use crate::topology::EndpointResolver;
 ///
 /// let options = BlueGreenOptions::new()
 ///     .bgd_id("orders")
+///     .baseline_interval(Duration::from_secs(120))
 ///     .connect_timeout(Duration::from_secs(20));
-/// assert_eq!(options.baseline_interval(), Duration::from_secs(60));
+/// # let _ = options;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "options do nothing until passed to `RdsConnectionBuilder::blue_green`"]
@@ -94,13 +95,9 @@ impl BlueGreenOptions {
         self
     }
 
-    /// How often the metadata is read while there is no deployment. Default: 60 s.
-    pub fn baseline_interval(&self) -> Duration {
-        self.baseline_interval
-    }
-
-    /// Sets [`baseline_interval`](Self::baseline_interval).
-    pub fn with_baseline_interval(mut self, interval: Duration) -> Self {
+    /// How often the metadata is read while there is no deployment (or no metadata). Default:
+    /// 60 s.
+    pub fn baseline_interval(mut self, interval: Duration) -> Self {
         self.baseline_interval = interval;
         self
     }
