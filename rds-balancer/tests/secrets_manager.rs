@@ -475,6 +475,9 @@ async fn rotations_in_either_order_leave_traffic_flowing() {
         .max_lifetime(Duration::from_secs(1))
         .idle_timeout(Duration::from_millis(500))
         .acquire_timeout(Duration::from_secs(5))
+        // Each task writes and reads in turn: with read-your-writes its reads would all go to
+        // the writer, and the replica's pool would see no logins to rotate.
+        .read_your_writes(Duration::ZERO)
         .sqlx_logging(false)
         .build()
         .await
