@@ -382,7 +382,11 @@ impl BlueGreen {
 
     /// The status as the last read of the metadata saw it.
     pub(crate) fn status(&self) -> BlueGreenStatus {
-        let state = self.state.borrow();
+        self.snapshot(&self.state.borrow())
+    }
+
+    /// `state` as the public status.
+    fn snapshot(&self, state: &State) -> BlueGreenStatus {
         BlueGreenStatus::new(
             &self.options.bgd_id,
             state.available.unwrap_or(false),
@@ -515,14 +519,7 @@ impl BlueGreen {
     }
 
     fn log_summary(&self, state: &State) {
-        let status = BlueGreenStatus::new(
-            &self.options.bgd_id,
-            state.available.unwrap_or(false),
-            state.phase,
-            &state.endpoints,
-            &state.recorded,
-            &state.timeline,
-        );
+        let status = self.snapshot(state);
         tracing::info!(bgd_id = %self.options.bgd_id, "blue/green switchover summary:\n{}", status.summary());
     }
 
