@@ -105,6 +105,18 @@ async fn until_phase(db: &RdsConnection, phase: BlueGreenPhase) -> Instant {
     }
 }
 
+/// Moves `deployment` to `status` and waits until the connection's monitor reports its phase;
+/// returns when it saw it.
+async fn drive(
+    db: &RdsConnection,
+    deployment: &BlueGreenDeployment<'_>,
+    status: BlueGreenStatus,
+) -> Instant {
+    deployment.set_status(status).unwrap();
+    let phase = BlueGreenPhase::from_status(status.as_str()).expect("a known status");
+    until_phase(db, phase).await
+}
+
 /// One statement of the steady load.
 #[derive(Debug, Clone)]
 struct Sample {
@@ -186,8 +198,7 @@ async fn traffic_rides_through_a_switchover_and_lands_on_green(kind: Kind) {
         .collect();
 
     until_phase(&db, BlueGreenPhase::NotCreated).await;
-    deployment.set_status(BlueGreenStatus::Available).unwrap();
-    until_phase(&db, BlueGreenPhase::Created).await;
+    drive(&db, &deployment, BlueGreenStatus::Available).await;
     let status = db.blue_green().unwrap();
     assert!(status.available);
     assert_eq!(
@@ -198,15 +209,9 @@ async fn traffic_rides_through_a_switchover_and_lands_on_green(kind: Kind) {
 
     let load = load(&db, &blue, 2, 2);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInitiated)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::Preparation).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverInitiated).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInProgress)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::InProgress).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverInProgress).await;
     // When statements began to be held.
     let in_progress = db
         .blue_green()
@@ -220,15 +225,14 @@ async fn traffic_rides_through_a_switchover_and_lands_on_green(kind: Kind) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     deployment.switch_dns();
     let released = SystemTime::now();
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInPostProcessing)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::Post).await;
+    drive(
+        &db,
+        &deployment,
+        BlueGreenStatus::SwitchoverInPostProcessing,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverCompleted)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::Completed).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverCompleted).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let samples = load.finish().await;
     let failed: Vec<&Sample> = samples.iter().filter(|s| s.outcome.is_err()).collect();
@@ -333,15 +337,11 @@ async fn a_rollback_returns_to_blue(kind: Kind) {
     let (blue, green) = clusters(kind);
     let deployment = deployment("bgrollback", &blue, &green);
     let db = connect(&blue, deployment.dns(), options(Duration::from_secs(20))).await;
-    deployment.set_status(BlueGreenStatus::Available).unwrap();
-    until_phase(&db, BlueGreenPhase::Created).await;
+    drive(&db, &deployment, BlueGreenStatus::Available).await;
     deployment
         .set_status(BlueGreenStatus::SwitchoverInitiated)
         .unwrap();
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInProgress)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::InProgress).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverInProgress).await;
 
     // Issued during IN_PROGRESS: held back until the rollback, then run on blue.
     let held = {
@@ -390,12 +390,8 @@ async fn a_switchover_that_never_ends_times_out(kind: Kind) {
         options(Duration::from_millis(400)).switchover_timeout(Duration::from_secs(2)),
     )
     .await;
-    deployment.set_status(BlueGreenStatus::Available).unwrap();
-    until_phase(&db, BlueGreenPhase::Created).await;
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInProgress)
-        .unwrap();
-    let in_progress = until_phase(&db, BlueGreenPhase::InProgress).await;
+    drive(&db, &deployment, BlueGreenStatus::Available).await;
+    let in_progress = drive(&db, &deployment, BlueGreenStatus::SwitchoverInProgress).await;
 
     // Held longer than connect_timeout: a typed error, and nothing was sent.
     let before = blue.count_on_primary(DB);
@@ -521,12 +517,8 @@ async fn new_hosts_dial_the_addresses_recorded_before_the_switchover(kind: Kind)
             .await
             .unwrap()
     };
-    deployment.set_status(BlueGreenStatus::Available).unwrap();
-    until_phase(&db, BlueGreenPhase::Created).await;
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInitiated)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::Preparation).await;
+    drive(&db, &deployment, BlueGreenStatus::Available).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverInitiated).await;
 
     // Stale DNS during the switchover: the blue replica's name now points nowhere. A reader
     // added by that name still reaches the blue replica, at the address recorded before.
@@ -548,10 +540,7 @@ async fn new_hosts_dial_the_addresses_recorded_before_the_switchover(kind: Kind)
     );
     assert_eq!(read(&db).await, blue.replicas()[0].port());
 
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInProgress)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::InProgress).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverInProgress).await;
     // A new host named by its green name waits while the switchover is in progress...
     let adding = {
         let (db, topology) = (db.clone(), topology(&[&blue_replica, &green_replica]));
@@ -563,10 +552,12 @@ async fn new_hosts_dial_the_addresses_recorded_before_the_switchover(kind: Kind)
         "a green name was dialled during IN_PROGRESS"
     );
     deployment.switch_dns();
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInPostProcessing)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::Post).await;
+    drive(
+        &db,
+        &deployment,
+        BlueGreenStatus::SwitchoverInPostProcessing,
+    )
+    .await;
     // ...and is refused once green took over (its name is about to go).
     let changes = adding.await.unwrap().unwrap();
     assert!(changes.is_empty(), "a green name was let in: {changes:?}");
@@ -582,10 +573,7 @@ async fn new_hosts_dial_the_addresses_recorded_before_the_switchover(kind: Kind)
         assert_eq!(read(&db).await, green.replicas()[0].port());
     }
 
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverCompleted)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::Completed).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverCompleted).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let events: Vec<String> = db
@@ -610,17 +598,15 @@ async fn a_rollback_after_green_took_over_moves_hosts_back(kind: Kind) {
     let (blue, green) = clusters(kind);
     let deployment = deployment("bgback", &blue, &green);
     let db = connect(&blue, deployment.dns(), options(Duration::from_secs(20))).await;
-    deployment.set_status(BlueGreenStatus::Available).unwrap();
-    until_phase(&db, BlueGreenPhase::Created).await;
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInProgress)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::InProgress).await;
+    drive(&db, &deployment, BlueGreenStatus::Available).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverInProgress).await;
     deployment.switch_dns();
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInPostProcessing)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::Post).await;
+    drive(
+        &db,
+        &deployment,
+        BlueGreenStatus::SwitchoverInPostProcessing,
+    )
+    .await;
     assert_eq!(
         port_of(&db, blue.side_effect_port_sql()).await,
         green.writer_port()
@@ -653,12 +639,8 @@ async fn when_blue_is_cut_off_the_monitor_reads_green(kind: Kind) {
     let (blue, green) = clusters(kind);
     let deployment = deployment("bgcut", &blue, &green);
     let db = connect(&blue, deployment.dns(), options(Duration::from_secs(20))).await;
-    deployment.set_status(BlueGreenStatus::Available).unwrap();
-    until_phase(&db, BlueGreenPhase::Created).await;
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInProgress)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::InProgress).await;
+    drive(&db, &deployment, BlueGreenStatus::Available).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverInProgress).await;
     // A statement issued now waits...
     let held = {
         let db = db.clone();
@@ -670,10 +652,12 @@ async fn when_blue_is_cut_off_the_monitor_reads_green(kind: Kind) {
     blue.primary().kill();
     blue.replicas()[0].kill();
     deployment.switch_dns();
-    deployment
-        .set_status(BlueGreenStatus::SwitchoverInPostProcessing)
-        .unwrap();
-    until_phase(&db, BlueGreenPhase::Post).await;
+    drive(
+        &db,
+        &deployment,
+        BlueGreenStatus::SwitchoverInPostProcessing,
+    )
+    .await;
     assert_eq!(held.await.unwrap(), green.writer_port());
     let db2 = db.clone();
     let read = tokio::spawn(async move { served_by(&db2).await })
