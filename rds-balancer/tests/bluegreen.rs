@@ -25,6 +25,7 @@ backend_tests!(
     a_rollback_returns_to_blue,
     new_hosts_dial_the_addresses_recorded_before_the_switchover,
     a_rollback_after_green_took_over_moves_hosts_back,
+    with_suspend_new_blue_connections_blue_names_wait_for_green,
     #[multi_thread]
     when_blue_is_cut_off_the_monitor_reads_green,
     a_switchover_that_never_ends_times_out,
@@ -659,6 +660,61 @@ async fn when_blue_is_cut_off_the_monitor_reads_green(kind: Kind) {
     )
     .await;
     assert_eq!(held.await.unwrap(), green.writer_port());
+    let db2 = db.clone();
+    let read = tokio::spawn(async move { served_by(&db2).await })
+        .await
+        .unwrap();
+    assert_eq!(read, green.replicas()[0].port());
+    db.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn with_suspend_new_blue_connections_blue_names_wait_for_green(kind: Kind) {
+    let (blue, green) = clusters(kind);
+    let deployment = deployment("bgsuspend", &blue, &green);
+    let db = RdsConnection::builder()
+        .writer(blue.writer_url(DB))
+        .endpoint_resolver(deployment.dns().resolver())
+        .blue_green(options(Duration::from_secs(20)).suspend_new_blue_connections(true))
+        .sqlx_logging(false)
+        .build()
+        .await
+        .expect("connect");
+    let blue_replica = deployment
+        .instance_endpoint(BlueGreenRole::Source, "replica-1")
+        .expect("an instance endpoint")
+        .to_owned();
+    let topology = Topology::new(vec![
+        Instance::writer("primary")
+            .with_endpoint(deployment.cluster_endpoint(BlueGreenRole::Source), 1),
+        Instance::reader("reader-0").with_endpoint(blue_replica, 1),
+    ]);
+    drive(&db, &deployment, BlueGreenStatus::Available).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverInProgress).await;
+    // A new host named by its blue name waits while the switchover is in progress...
+    let adding = {
+        let db = db.clone();
+        tokio::spawn(async move { db.apply_topology(&topology).await })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !adding.is_finished(),
+        "a blue name was dialled during IN_PROGRESS"
+    );
+    deployment.switch_dns();
+    drive(
+        &db,
+        &deployment,
+        BlueGreenStatus::SwitchoverInPostProcessing,
+    )
+    .await;
+    // ...then, green having taken over, dials the green replica.
+    let changes = adding.await.unwrap().unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| matches!(c, TopologyChange::ReaderAdded(r) if r.id == "reader-0")),
+        "{changes:?}"
+    );
     let db2 = db.clone();
     let read = tokio::spawn(async move { served_by(&db2).await })
         .await
