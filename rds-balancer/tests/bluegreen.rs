@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rds_balancer::{
     BlueGreenOptions, BlueGreenPhase, ErrorKind, Instance, RdsConnection, Topology, TopologyChange,
 };
-use rds_balancer_testkit::{BlueGreenDeployment, BlueGreenRole, BlueGreenStatus};
+use rds_balancer_testkit::{BlueGreenDeployment, BlueGreenRole, BlueGreenStatus, MetadataRelation};
 use sea_orm::ConnectionTrait;
 use support::{Cluster, Kind, MYSQL_USER, backend_tests, port_of, served_by, try_port_of};
 
@@ -720,5 +720,30 @@ async fn with_suspend_new_blue_connections_blue_names_wait_for_green(kind: Kind)
         .await
         .unwrap();
     assert_eq!(read, green.replicas()[0].port());
+    db.shutdown(Duration::from_secs(5)).await;
+}
+
+/// RDS PostgreSQL (not Aurora) publishes the deployment through `rds_tools.show_topology`:
+/// PostgreSQL only.
+#[tokio::test]
+async fn rds_postgres_metadata_is_read_too() {
+    let (blue, green) = clusters(Kind::Postgres);
+    let deployment = BlueGreenDeployment::builder("bgrds")
+        .relation(MetadataRelation::RdsPostgres)
+        .database(DB)
+        .postgres(blue.pg(), green.pg())
+        .expect("the deployment");
+    let db = connect(
+        &blue,
+        deployment.dns(),
+        options(Duration::from_secs(20)).bgd_id("orders"),
+    )
+    .await;
+    drive(&db, &deployment, BlueGreenStatus::Available).await;
+    drive(&db, &deployment, BlueGreenStatus::SwitchoverInitiated).await;
+    let status = db.blue_green().unwrap();
+    assert!(status.available);
+    assert_eq!(status.bgd_id, "orders");
+    assert_eq!(status.endpoints.len(), 6, "{status:?}");
     db.shutdown(Duration::from_secs(5)).await;
 }
