@@ -9,9 +9,9 @@ use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use sea_orm::{
-    AccessMode, ConnAcquireErr, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, ExecResult, IsolationLevel, QueryResult, QueryStream, Statement,
-    StreamTrait, TransactionError, TransactionOptions, TransactionTrait,
+    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    ExecResult, IsolationLevel, QueryResult, QueryStream, Statement, StreamTrait, TransactionError,
+    TransactionOptions, TransactionTrait,
 };
 use tracing::Instrument;
 
@@ -25,7 +25,7 @@ use crate::health::{GuardedError, HealthOptions, guard_statement};
 use crate::options::RdsConnectionBuilder;
 use crate::pool::Role;
 use crate::pool::{HostFactory, HostPool, Hosts, InFlight, PoolSet};
-use crate::resilience::{is_auth_failure, is_host_failure, is_writer_failure};
+use crate::resilience::{Fault, Summary, never_sent};
 use crate::route::{
     Decision, Picker, Route, Sticky, Why, current_route, decide, decide_transaction,
 };
@@ -277,54 +277,90 @@ impl RdsConnection {
         };
         let failed = Arc::clone(routed.host());
         drop(routed);
-        // SeaORM reports failing to get a connection as `ConnectionAcquire` or `Conn`: the
-        // statement was not sent.
-        let never_sent = matches!(
-            error,
-            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) | DbErr::Conn(_)
-        );
-        match (failed.role(), again) {
+        let fault = Fault::of(&error);
+        let never_sent = never_sent(&error);
+        let Some(again) = again else {
+            return Err(error);
+        };
+        match failed.role() {
             // The credentials were refused (rotated): new ones, then the statement, never sent,
             // runs with them.
-            (_, Some(again)) if is_auth_failure(&error) => match failed.renewal() {
+            _ if fault == Fault::Credentials => match failed.renewal() {
                 Some(renewal) if renewal.rejected().await => {
                     let retry = self.admit(decision, "statement", None)?;
                     retry.run(|conn| op(conn, again)).await
                 }
                 _ => Err(error),
             },
-            // A pool that timed out may only be busy, but a read can go elsewhere either way.
-            (Role::Reader, Some(again)) if is_host_failure(&error) || never_sent => {
+            // A read may run anywhere: on another host when this one failed, was cut short, could
+            // not give a connection in time (it may only be busy) or left service.
+            Role::Reader
+                if never_sent
+                    || matches!(
+                        fault,
+                        Fault::Unreachable | Fault::ConnectionLost | Fault::PoolTimeout
+                    ) =>
+            {
                 match self.admit(decision, "statement", Some(&failed)) {
                     Ok(retry) if !Arc::ptr_eq(retry.host(), &failed) => {
-                        tracing::info!(failed = %failed.name(), host = %retry.host().name(), %error, "read failed on its host; retried on another");
+                        tracing::info!(failed = %failed.name(), host = %retry.host().name(), error = %Summary(&error), "read failed on its host; retried on another");
                         retry.run(|conn| op(conn, again)).await
                     }
                     _ => Err(error),
                 }
             }
-            (Role::Writer, Some(again))
-                if is_writer_failure(&error)
-                    || (never_sent
-                        && (self.inner.failover.is_running()
-                            || !failed.health().is_schedulable())) =>
-            {
+            Role::Reader => Err(error),
+            Role::Writer if never_sent && !self.is_current_writer(&failed) => {
+                // The writer was replaced (its pool closed) while the statement waited for a
+                // connection: never sent, it runs on the writer in service.
+                let retry = self.admit(decision, "statement", None)?;
+                retry.run(|conn| op(conn, again)).await
+            }
+            Role::Writer => {
+                if !self.writer_failed(&failed, &error).await {
+                    // The writer still takes writes: the error is the statement's own.
+                    return Err(error);
+                }
                 match self.inner.failover.request_and_wait().await {
                     None => Err(error),
                     Some((Outcome::Completed, _)) if read || never_sent => {
                         let retry = self.admit(decision, "statement", Some(&failed))?;
-                        tracing::info!(host = %retry.host().name(), %error, "statement failed with the writer; run again after the failover");
+                        tracing::info!(host = %retry.host().name(), error = %Summary(&error), "statement failed with the writer; run again after the failover");
                         retry.run(|conn| op(conn, again)).await
                     }
                     Some((Outcome::Completed, _)) => {
-                        tracing::warn!(%error, "write failed with the writer; not replayed");
-                        Err(Error::FailoverCompleted.into())
+                        tracing::warn!(error = %Summary(&error), "write failed with the writer; not replayed");
+                        Err(Error::FailoverCompleted { source: error }.into())
                     }
                     Some((Outcome::Failed, timeout)) => Err(Error::FailoverFailed(timeout).into()),
                 }
             }
-            _ => Err(error),
         }
+    }
+
+    /// Whether `host`, a writer, failed under a statement that got `error`: confirmed, never
+    /// guessed ([`Fault`]). Unreachable: yes (the statement's guard already took it out). A lost
+    /// connection or a pool timeout: the guard probed the host before the error came back; yes
+    /// if the probe failed. A read-only refusal: the host is asked whether it accepts writes; a
+    /// writer that does (a read-only transaction, `default_transaction_read_only`, MySQL's 1290
+    /// for another option) refused the statement itself. A statement that never got a
+    /// connection while a failover runs or the writer is out: yes. Anything else is the
+    /// statement's own.
+    async fn writer_failed(&self, host: &HostPool, error: &DbErr) -> bool {
+        let failed = match Fault::of(error) {
+            Fault::Unreachable => true,
+            Fault::ConnectionLost | Fault::PoolTimeout => !host.health().is_schedulable(),
+            Fault::ReadOnly => !host.writable(WRITER_CHECK_TIMEOUT).await,
+            Fault::Statement | Fault::Credentials | Fault::Overloaded | Fault::PoolClosed => false,
+        };
+        failed
+            || (never_sent(error)
+                && (self.inner.failover.is_running() || !host.health().is_schedulable()))
+    }
+
+    /// Whether `host` is the writer in service.
+    fn is_current_writer(&self, host: &Arc<HostPool>) -> bool {
+        Arc::ptr_eq(&self.inner.pools.load().writer, host)
     }
 
     /// When `routed` is for a writer known to be down and a balancer follows the cluster, waits
@@ -497,13 +533,19 @@ impl TransactionTrait for RdsConnection {
             self.inner.sticky.mark();
         }
         let error = match routed.run(|conn| conn.begin_with_options(options)).await {
-            Err(error) if routed.host().role() == Role::Writer && is_writer_failure(&error) => {
-                error
-            }
+            Err(error) if routed.host().role() == Role::Writer => error,
             done => return done,
         };
-        let decision = routed.decision;
+        let (decision, failed) = (routed.decision, Arc::clone(routed.host()));
         drop(routed);
+        if never_sent(&error) && !self.is_current_writer(&failed) {
+            // The writer was replaced while `BEGIN` waited for a connection.
+            let retry = self.admit(decision, "transaction", None)?;
+            return retry.run(|conn| conn.begin_with_options(options)).await;
+        }
+        if !self.writer_failed(&failed, &error).await {
+            return Err(error);
+        }
         match self.inner.failover.request_and_wait().await {
             None => Err(error),
             Some((Outcome::Completed, _)) => {
@@ -572,24 +614,24 @@ impl TransactionTrait for RdsConnection {
         if host.role() != Role::Writer || !self.inner.failover.is_followed() {
             return outcome;
         }
-        let known = match &outcome {
-            Err(TransactionError::Connection(error)) => Some(is_writer_failure(error)),
-            Err(TransactionError::Transaction(_)) => None,
-            Ok(_) => Some(false),
+        let writer_failed = match &outcome {
+            Ok(_) => false,
+            Err(TransactionError::Connection(error)) => self.writer_failed(&host, error).await,
+            Err(TransactionError::Transaction(_)) => !host.writable(WRITER_CHECK_TIMEOUT).await,
         };
-        let writer_failed = match known {
-            Some(failed) => failed,
-            None => !host.writable(WRITER_CHECK_TIMEOUT).await,
-        };
-        if writer_failed && let Err(TransactionError::Transaction(error)) = &outcome {
-            tracing::warn!(%error, "the transaction failed as the writer did");
-        }
         if !writer_failed {
             return outcome;
         }
+        let source = match &outcome {
+            Err(TransactionError::Connection(error)) => Some(error.clone()),
+            _ => {
+                tracing::warn!("the transaction's callback failed as the writer did");
+                None
+            }
+        };
         let error = match self.inner.failover.request_and_wait().await {
             None => return outcome,
-            Some((Outcome::Completed, _)) => Error::TransactionResolutionUnknown,
+            Some((Outcome::Completed, _)) => Error::TransactionResolutionUnknown { source },
             Some((Outcome::Failed, timeout)) => Error::FailoverFailed(timeout),
         };
         Err(TransactionError::Connection(error.into()))

@@ -4,6 +4,8 @@ use std::borrow::Cow;
 
 use sea_orm::DbErr;
 
+use crate::resilience::Summary;
+
 /// A `Result` whose error defaults to the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -71,14 +73,29 @@ pub enum Error {
     /// The writer failed while this write (or `BEGIN`) was in flight, and the connection has
     /// since followed the cluster to a writer that accepts writes. Whether the write took effect
     /// is unknown: nothing was replayed. Issue it again if it is safe to (idempotent, or checked).
+    ///
+    /// Only when the writer really died or stopped accepting writes under the statement (the
+    /// host was probed): an error the writer returned while it still accepts writes reaches the
+    /// caller unchanged.
     #[error(
-        "the writer failed over while the statement ran; its outcome is unknown and it was not replayed"
+        "the writer failed over while the statement ran; its outcome is unknown and it was not replayed (the writer's error: {})",
+        Summary(.source)
     )]
-    FailoverCompleted,
+    FailoverCompleted {
+        /// What the statement got from the writer that failed. Its message stays out of this
+        /// error's text (it may quote data); the code is there.
+        #[source]
+        source: DbErr,
+    },
     /// The writer failed while a transaction ran (its `COMMIT` included): whether it committed
     /// is unknown. The connection has followed the cluster to a new writer.
-    #[error("the writer failed over during the transaction; whether it committed is unknown")]
-    TransactionResolutionUnknown,
+    #[error("the writer failed over during the transaction; whether it committed is unknown{}", source_summary(.source.as_ref()))]
+    TransactionResolutionUnknown {
+        /// What the transaction got from the writer that failed, when the driver reported it
+        /// (`None` when the transaction's own callback returned its error).
+        #[source]
+        source: Option<DbErr>,
+    },
     /// The writer failed and no writer that accepts writes was found within the failover
     /// timeout.
     #[error("the writer failed and no new writer was confirmed within {0:?}")]
@@ -231,8 +248,8 @@ impl Error {
             Error::Db(_) => ErrorKind::Database,
             Error::Topology { .. } => ErrorKind::Topology,
             Error::HostUnavailable { .. } => ErrorKind::HostUnavailable,
-            Error::FailoverCompleted => ErrorKind::FailoverCompleted,
-            Error::TransactionResolutionUnknown => ErrorKind::TransactionResolutionUnknown,
+            Error::FailoverCompleted { .. } => ErrorKind::FailoverCompleted,
+            Error::TransactionResolutionUnknown { .. } => ErrorKind::TransactionResolutionUnknown,
             Error::FailoverFailed(_) => ErrorKind::FailoverFailed,
             Error::Credentials(_) => ErrorKind::Credentials,
             Error::BudgetExhausted { .. } => ErrorKind::BudgetExhausted,
@@ -263,6 +280,13 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// ` (the writer's error: <summary>)`, or nothing.
+fn source_summary(source: Option<&DbErr>) -> String {
+    source.map_or_else(String::new, |source| {
+        format!(" (the writer's error: {})", Summary(source))
+    })
 }
 
 /// The error codes AWS APIs answer with when they throttle (the SDK's own list, for RDS).
@@ -305,8 +329,10 @@ mod tests {
                 host: "reader-1".into(),
                 why: "3 probes failed".into(),
             },
-            Error::FailoverCompleted,
-            Error::TransactionResolutionUnknown,
+            Error::FailoverCompleted {
+                source: DbErr::Custom("hunter2".into()),
+            },
+            Error::TransactionResolutionUnknown { source: None },
             Error::FailoverFailed(std::time::Duration::from_secs(60)),
             Error::Credentials("Secrets Manager: ResourceNotFoundException".into()),
             Error::BudgetExhausted {
@@ -320,6 +346,7 @@ mod tests {
         for err in errors {
             let kind = err.kind();
             let db: DbErr = err.into();
+            assert!(!db.to_string().contains("hunter2"), "{db}");
             assert_eq!(ErrorKind::of(&db), Some(kind), "{db}");
             assert!(
                 db.to_string()

@@ -82,6 +82,10 @@ async fn write(db: &RdsConnection) -> Write {
             if kind.is_none() {
                 eprintln!("raw error during failover: {err}");
             }
+            if kind == Some(ErrorKind::FailoverCompleted) {
+                // The error the write got from the dying writer is named (by its code or kind).
+                assert!(err.to_string().contains("(the writer's error: "), "{err}");
+            }
             Write::Failed(kind)
         }
     }

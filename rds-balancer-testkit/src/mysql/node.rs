@@ -271,6 +271,10 @@ impl MariaDbNode {
             .arg(path_arg("log-error", log_path.clone()))
             .arg(format!("--port={}", self.port()))
             .arg(format!("--server-id={}", self.server_id()))
+            // Files are read and written in the temporary directory only, as on RDS:
+            // `SELECT .. INTO OUTFILE` elsewhere is refused with 1290, the number `read_only`
+            // refuses writes with, from a server that does accept writes.
+            .arg(path_arg("secure-file-priv", self.tmp_dir()))
             .args([
                 "--bind-address=127.0.0.1",
                 "--skip-name-resolve",

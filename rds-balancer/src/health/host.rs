@@ -13,10 +13,13 @@ use tokio::sync::futures::Notified;
 use super::HealthOptions;
 use super::probe::{self, Check, ProbeConn, ProbeError};
 use super::snapshot::HealthState;
-use crate::resilience::{BreakerOptions, BreakerState, CircuitBreaker};
+use crate::resilience::{BreakerOptions, BreakerState, CircuitBreaker, Fault};
 
 /// A latency no probe has measured yet.
 const UNKNOWN: u64 = u64::MAX;
+
+/// The longest a statement waits for the probe that decides whether its error was its host's.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The health of one host, shared by everything that uses it.
 pub(crate) struct HostHealth {
@@ -124,18 +127,31 @@ impl HostHealth {
         }
     }
 
-    /// A statement or probe on this host failed the way a dead or unreachable host fails.
+    /// A statement or probe on this host failed the way a dead or unreachable host may fail (no
+    /// answer in time, a lost connection the probe could not rule out): one more failure in a
+    /// row; the host leaves scheduling after `failure_detection_count` of them.
     pub(crate) fn failed(&self, host: &str, error: &str) {
-        let failures = self
-            .failures
-            .fetch_add(1, Ordering::Relaxed)
-            .saturating_add(1);
+        let failures = self.count_failure(error);
+        self.breaker.record_failure();
+        self.sync(host, failures);
+    }
+
+    /// The host could not be reached (connection refused, reset or cut while connecting): it
+    /// leaves scheduling at once, until a probe succeeds.
+    pub(crate) fn unreachable(&self, host: &str, error: &str) {
+        let failures = self.count_failure(error);
+        self.breaker.trip();
+        self.sync(host, failures);
+    }
+
+    fn count_failure(&self, error: &str) -> u32 {
         *self
             .last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(error.to_owned());
-        self.breaker.record_failure();
-        self.sync(host, failures);
+        self.failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
     }
 
     /// Updates the lock-free mirror after the breaker may have changed, and wakes the host's
@@ -168,6 +184,20 @@ impl HostHealth {
         min_gap: Duration,
     ) -> Option<Result<Duration, ProbeError>> {
         self.check(host, pool, min_gap, Check::Alive, self.probe_timeout)
+            .await
+            .map(|outcome| outcome.map(|(latency, _)| latency))
+    }
+
+    /// Probes the host now (never skipped for a recent probe), within the confirmation time
+    /// limit: the statement that asks saw an error that may or may not be the host's (a lost
+    /// connection, a pool timeout), and waits for the verdict.
+    pub(crate) async fn confirm(
+        &self,
+        host: &str,
+        pool: &DatabaseConnection,
+    ) -> Option<Result<Duration, ProbeError>> {
+        let timeout = self.probe_timeout.min(CONFIRM_TIMEOUT);
+        self.check(host, pool, Duration::ZERO, Check::Alive, timeout)
             .await
             .map(|outcome| outcome.map(|(latency, _)| latency))
     }
@@ -222,9 +252,15 @@ impl HostHealth {
                 self.breaker.record_success();
                 self.sync(host, 0);
             }
-            // A refused login is the credentials' fault, not the host's: the caller renews them.
-            Err(error) if error.login_refused => {}
-            Err(error) => self.failed(host, &format!("probe failed: {error}")),
+            Err(error) => match error.fault {
+                // A refused login is the credentials' fault, not the host's: the caller renews
+                // them. Too many connections: the server is alive and busy.
+                Some(Fault::Credentials | Fault::Overloaded) => {}
+                Some(Fault::Unreachable) => {
+                    self.unreachable(host, &format!("probe failed: {error}"))
+                }
+                _ => self.failed(host, &format!("probe failed: {error}")),
+            },
         }
         Some(outcome)
     }

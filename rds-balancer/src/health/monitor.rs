@@ -12,14 +12,17 @@ use super::HealthOptions;
 use crate::connection::RdsConnection;
 use crate::error::{Error, ErrorKind};
 use crate::pool::HostPool;
-use crate::resilience::is_connection_error;
+use crate::resilience::{Fault, Summary};
 
 /// An error type a guarded operation can return: made from the crate's error, and able to say
-/// whether it is the kind a dead or unreachable host causes.
+/// whose fault it is.
 pub(crate) trait GuardedError: Sized {
     fn from_error(error: Error) -> Self;
-    /// The error's text when it is a network-class failure of the host.
-    fn host_failure(&self) -> Option<String>;
+    /// Whose fault the driver's error is; `None` for an error that is not the driver's (the
+    /// crate's own, or a transaction callback's).
+    fn fault(&self) -> Option<Fault>;
+    /// A description safe to keep and show in the health snapshot (codes, never messages).
+    fn describe(&self) -> String;
 }
 
 impl GuardedError for DbErr {
@@ -27,9 +30,12 @@ impl GuardedError for DbErr {
         error.into()
     }
 
-    fn host_failure(&self) -> Option<String> {
-        let ours = ErrorKind::of(self);
-        (is_connection_error(self) && ours.is_none()).then(|| self.to_string())
+    fn fault(&self) -> Option<Fault> {
+        ErrorKind::of(self).is_none().then(|| Fault::of(self))
+    }
+
+    fn describe(&self) -> String {
+        Summary(self).to_string()
     }
 }
 
@@ -38,16 +44,26 @@ impl<E> GuardedError for TransactionError<E> {
         TransactionError::Connection(error.into())
     }
 
-    fn host_failure(&self) -> Option<String> {
+    fn fault(&self) -> Option<Fault> {
         match self {
-            TransactionError::Connection(db) => db.host_failure(),
+            TransactionError::Connection(db) => db.fault(),
             TransactionError::Transaction(_) => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            TransactionError::Connection(db) => db.describe(),
+            TransactionError::Transaction(_) => "the transaction's own error".to_owned(),
         }
     }
 }
 
 /// Runs `work` (a statement, stream start or transaction on `host`) and:
-/// - records its outcome in the host's health (network-class errors count as host failures);
+/// - records its outcome in the host's health by whose fault an error is ([`Fault`]): the
+///   statement's own errors blame nobody (the host answered); an unreachable host leaves
+///   scheduling at once; a lost connection or a pool timeout has the host probed before the
+///   error is returned, and only a failed probe counts against it;
 /// - cuts it short with [`Error::HostUnavailable`] if the host trips while it runs;
 /// - when it outlives `failure_detection_time`, probes the host every
 ///   `failure_detection_interval` on a separate connection, and cuts it short once the host is
@@ -81,13 +97,15 @@ pub(crate) async fn guard_statement<T, E: GuardedError>(
         () = &mut tripped => return Err(unavailable(host, "it tripped while the statement ran")),
         () = watch => return Err(unavailable(host, "enhanced failure monitoring: probes failed while the statement ran")),
     };
-    match &outcome {
-        Ok(_) => health.succeeded(),
-        Err(error) => {
-            if let Some(text) = error.host_failure() {
-                health.failed(host.name(), &text);
-            }
-        }
+    let (fault, described) = match &outcome {
+        Ok(_) => (None, None),
+        Err(error) => (error.fault(), Some(error.describe())),
+    };
+    match (described, fault) {
+        (None, _) | (Some(_), Some(Fault::Statement | Fault::ReadOnly)) => health.succeeded(),
+        (Some(described), Some(Fault::Unreachable)) => health.unreachable(host.name(), &described),
+        (Some(_), Some(fault)) if fault.needs_probe() => host.confirm().await,
+        (Some(_), _) => {}
     }
     outcome
 }

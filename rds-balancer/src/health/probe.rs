@@ -8,7 +8,7 @@ use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::{ConnectOptions, Connection, Executor, query_scalar};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
-use crate::resilience::is_auth_failure;
+use crate::resilience::{Fault, Phase};
 
 /// The probe's connection to one host.
 pub(crate) enum ProbeConn {
@@ -29,26 +29,26 @@ impl std::fmt::Debug for ProbeConn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ProbeError {
     pub(crate) message: String,
-    /// The server refused the probe's credentials (a rotated password): says nothing about the
-    /// host's health.
-    pub(crate) login_refused: bool,
+    /// Whose fault it was; `None` when the host gave no answer in time.
+    pub(crate) fault: Option<Fault>,
 }
 
 impl ProbeError {
-    fn new(message: impl Into<String>) -> Self {
+    fn new(message: impl Into<String>, fault: Option<Fault>) -> Self {
         ProbeError {
             message: message.into(),
-            login_refused: false,
+            fault,
         }
     }
 
-    fn connecting(error: sea_orm::sqlx::Error) -> Self {
-        let message = error.to_string();
-        let conn = sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error.into()));
-        ProbeError {
-            message,
-            login_refused: is_auth_failure(&conn),
-        }
+    fn sqlx(error: &sea_orm::sqlx::Error, phase: Phase) -> Self {
+        ProbeError::new(error.to_string(), Some(Fault::of_sqlx(error, phase)))
+    }
+
+    /// The server refused the probe's credentials (a rotated password): says nothing about the
+    /// host's health.
+    pub(crate) fn login_refused(&self) -> bool {
+        self.fault == Some(Fault::Credentials)
     }
 }
 
@@ -90,7 +90,7 @@ impl ProbeConn {
                     .connect()
                     .await
                     .map(ProbeConn::Postgres)
-                    .map_err(ProbeError::connecting)
+                    .map_err(|e| ProbeError::sqlx(&e, Phase::Connecting))
             }
             DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
                 let options = pool.get_mysql_connection_pool().connect_options();
@@ -102,9 +102,12 @@ impl ProbeConn {
                     .connect()
                     .await
                     .map(ProbeConn::MySql)
-                    .map_err(ProbeError::connecting)
+                    .map_err(|e| ProbeError::sqlx(&e, Phase::Connecting))
             }
-            _ => Err(ProbeError::new("not a PostgreSQL or MySQL pool")),
+            _ => Err(ProbeError::new(
+                "not a PostgreSQL or MySQL pool",
+                Some(Fault::Statement),
+            )),
         }
     }
 
@@ -129,7 +132,7 @@ impl ProbeConn {
             .await
             .map(|read_only| read_only == 0),
         };
-        done.map_err(|e| ProbeError::new(e.to_string()))
+        done.map_err(|e| ProbeError::sqlx(&e, Phase::Running))
     }
 
     async fn close(self) {
@@ -140,9 +143,11 @@ impl ProbeConn {
     }
 }
 
-/// Probes a host: `check` on the kept probe connection (opened first if there is none), within
-/// `timeout`, connecting included. Returns the round trip and the check's answer. On failure
-/// the connection is dropped, so the next probe connects afresh.
+/// Probes a host: `check` on the kept probe connection, within `timeout`, connecting included.
+/// A kept connection that fails (a killed session, a restarted server) says little about the
+/// host, so the check is asked again at once on a fresh connection, whose answer (or failure to
+/// connect) decides. Returns the round trip and the check's answer. On failure no connection
+/// is kept, so the next probe connects afresh.
 pub(crate) async fn probe(
     slot: &mut Option<ProbeConn>,
     pool: &DatabaseConnection,
@@ -151,18 +156,21 @@ pub(crate) async fn probe(
 ) -> Result<(Duration, bool), ProbeError> {
     let start = Instant::now();
     let attempt = async {
-        if slot.is_none() {
-            *slot = Some(ProbeConn::open(pool).await?);
+        if let Some(conn) = slot.as_mut() {
+            match conn.run(check).await {
+                Ok(answer) => return Ok(answer),
+                Err(_) => *slot = None,
+            }
         }
-        match slot.as_mut() {
-            Some(conn) => conn.run(check).await,
-            None => Err(ProbeError::new("no probe connection")),
-        }
+        let mut conn = ProbeConn::open(pool).await?;
+        let answer = conn.run(check).await?;
+        *slot = Some(conn);
+        Ok(answer)
     };
     let outcome = match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(answer)) => return Ok((start.elapsed(), answer)),
         Ok(Err(error)) => error,
-        Err(_) => ProbeError::new(format!("no answer within {timeout:?}")),
+        Err(_) => ProbeError::new(format!("no answer within {timeout:?}"), None),
     };
     // A connection that failed or timed out mid-exchange is in an unknown state.
     *slot = None;

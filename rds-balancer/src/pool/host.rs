@@ -123,6 +123,14 @@ impl HostPool {
             .await;
     }
 
+    /// Probes the host now to learn whether an error a statement saw was the host's (see
+    /// [`HostHealth::confirm`]).
+    pub(crate) async fn confirm(&self) {
+        let outcome = self.health.confirm(self.name(), self.conn()).await;
+        self.after_probe(outcome.as_ref().and_then(|o| o.as_ref().err()))
+            .await;
+    }
+
     /// Whether the host accepts writes now, asked within `timeout` (see
     /// [`HostHealth::writable`]).
     pub(crate) async fn writable(&self, timeout: Duration) -> bool {
@@ -141,7 +149,7 @@ impl HostPool {
 
     async fn after_probe(&self, error: Option<&ProbeError>) {
         if let (Some(error), Some(renewal)) = (error, &self.renewal)
-            && error.login_refused
+            && error.login_refused()
         {
             renewal.rejected().await;
         }

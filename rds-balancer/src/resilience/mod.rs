@@ -22,14 +22,16 @@
 //! ```
 
 mod breaker;
+#[cfg(test)]
+mod fake;
+mod fault;
 mod retry;
 mod transient;
 
 pub use self::breaker::{
     BreakerError, BreakerOptions, BreakerState, CircuitBreaker, is_circuit_open,
 };
+pub(crate) use self::fault::{Fault, Phase, never_sent};
 pub use self::retry::{AsDbErr, RetryPolicy, retry};
+pub(crate) use self::transient::Summary;
 pub use self::transient::is_transient;
-pub(crate) use self::transient::{
-    is_auth_failure, is_connection_error, is_host_failure, is_writer_failure,
-};

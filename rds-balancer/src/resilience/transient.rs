@@ -94,101 +94,11 @@ const fn kind_is_transient(kind: ErrorKind) -> bool {
     }
 }
 
-/// True when `err` says the host itself failed: it refused or dropped the connection, stopped
-/// answering, or is shutting down. Evidence about the host's health, not the statement's.
-///
-/// Network-class: I/O errors (not TLS certificate or protocol failures), protocol errors while
-/// opening a connection, PostgreSQL SQLSTATE class `08` and `57P01` / `57P02` / `57P03`, MySQL / MariaDB 1053, 1158-1161, 1927, 2002,
-/// 2003, 2006, 2013, and rds-balancer's [`ErrorKind::Connect`]. Not a deadlock, a serialization
-/// failure or a saturated server (the host is alive), and not a pool timeout: a busy pool times
-/// out too, so the health probes, not this, decide whether a host that only times out is dead.
-pub(crate) fn is_connection_error(err: &DbErr) -> bool {
-    if let Some(kind) = ErrorKind::of(err) {
-        return kind == ErrorKind::Connect;
-    }
-    match err {
-        // SeaORM reports a failure to get a connection (to open one) as `Conn`: a protocol
-        // error there is the host closing or garbling the handshake. sqlx 0.9.0 reports a
-        // connection closed during TLS negotiation as "unexpected response from SSLRequest:
-        // 0x00" (sqlx#4395).
-        DbErr::Conn(runtime) => sqlx_error(runtime).is_some_and(|e| {
-            sqlx_is_connection_error(e)
-                || matches!(e, sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed)
-        }),
-        DbErr::Exec(runtime) | DbErr::Query(runtime) => {
-            sqlx_error(runtime).is_some_and(sqlx_is_connection_error)
-        }
-        _ => false,
-    }
-}
-
-/// True when a statement failed because of its host, not itself: a network-class error
-/// ([`is_connection_error`]), or rds-balancer cut it short because the host was found dead
-/// ([`ErrorKind::HostUnavailable`]). A read that failed this way may run again on another host.
-pub(crate) fn is_host_failure(err: &DbErr) -> bool {
-    ErrorKind::of(err) == Some(ErrorKind::HostUnavailable) || is_connection_error(err)
-}
-
-/// True when a statement on the writer says the writer is gone or demoted: a host failure
-/// ([`is_host_failure`]), or a read-only error (PostgreSQL `25006`
-/// `read_only_sql_transaction`; MySQL / MariaDB 1290 `ER_OPTION_PREVENTS_STATEMENT` as
-/// `--read-only` raises it, 1836 `ER_READ_ONLY_MODE`, 1792
-/// `ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION`), which is what a writer demoted to a replica
-/// answers.
-pub(crate) fn is_writer_failure(err: &DbErr) -> bool {
-    is_host_failure(err) || is_read_only_error(err)
-}
-
-/// True when the database refused a new connection's credentials (PostgreSQL `28P01`
-/// invalid_password or `28000` invalid_authorization_specification, MySQL / MariaDB 1045
-/// `ER_ACCESS_DENIED_ERROR`): a rotated password or an expired token. Only while connecting
-/// (SeaORM's `Conn`): the statement was not sent.
-pub(crate) fn is_auth_failure(err: &DbErr) -> bool {
-    let DbErr::Conn(runtime) = err else {
-        return false;
-    };
-    match sqlx_error(runtime) {
-        Some(sqlx::Error::Database(db)) => match db.try_downcast_ref::<MySqlDatabaseError>() {
-            Some(mysql) => mysql.number() == 1045,
-            None => db
-                .code()
-                .is_some_and(|code| code == "28P01" || code == "28000"),
-        },
-        _ => false,
-    }
-}
-
-/// True for the read-only errors of [`is_writer_failure`].
-fn is_read_only_error(err: &DbErr) -> bool {
-    let (DbErr::Exec(runtime) | DbErr::Query(runtime) | DbErr::Conn(runtime)) = err else {
-        return false;
-    };
-    match sqlx_error(runtime) {
-        Some(sqlx::Error::Database(db)) => match db.try_downcast_ref::<MySqlDatabaseError>() {
-            Some(mysql) => matches!(mysql.number(), 1290 | 1792 | 1836),
-            None => db.code().is_some_and(|code| code == "25006"),
-        },
-        _ => false,
-    }
-}
-
 /// The sqlx error inside a SeaORM runtime error, if it is one.
-fn sqlx_error(runtime: &RuntimeErr) -> Option<&sqlx::Error> {
+pub(super) fn sqlx_error(runtime: &RuntimeErr) -> Option<&sqlx::Error> {
     match runtime {
         RuntimeErr::SqlxError(err) => Some(err),
         RuntimeErr::Internal(_) => None,
-    }
-}
-
-fn sqlx_is_connection_error(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => match db.try_downcast_ref::<MySqlDatabaseError>() {
-            Some(mysql) => is_connection_mysql_error(mysql.number()),
-            None => db.code().is_some_and(|code| is_connection_sqlstate(&code)),
-        },
-        sqlx::Error::Io(io) => io_is_transient(io),
-        sqlx::Error::Tls(source) => io_in_chain(source.as_ref()).is_some_and(io_is_transient),
-        _ => false,
     }
 }
 
@@ -259,7 +169,7 @@ pub(crate) fn is_connection_mysql_error(number: u16) -> bool {
 
 /// True unless the I/O error says something a retry cannot fix: bad data (a TLS certificate or
 /// protocol failure, as rustls reports it), bad input, missing permission, no support.
-fn io_is_transient(err: &io::Error) -> bool {
+pub(super) fn io_is_transient(err: &io::Error) -> bool {
     !matches!(
         err.kind(),
         io::ErrorKind::InvalidData
@@ -271,7 +181,9 @@ fn io_is_transient(err: &io::Error) -> bool {
 }
 
 /// The first `io::Error` in `err`'s source chain, `err` included.
-fn io_in_chain<'a>(err: &'a (dyn StdError + Send + Sync + 'static)) -> Option<&'a io::Error> {
+pub(super) fn io_in_chain<'a>(
+    err: &'a (dyn StdError + Send + Sync + 'static),
+) -> Option<&'a io::Error> {
     let mut current: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(err) = current {
         if let Some(io) = err.downcast_ref::<io::Error>() {

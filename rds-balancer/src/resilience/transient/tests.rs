@@ -1,67 +1,8 @@
 //! The transient and host-failure tables, and how `DbErr`s reach them.
 
-use std::borrow::Cow;
-use std::sync::Arc;
-
-use sea_orm::sqlx::error::{DatabaseError, ErrorKind as SqlxErrorKind};
-
 use super::*;
 use crate::error::Error;
-
-/// A driver error reporting a SQLSTATE, as PostgreSQL's does (whose type cannot be built
-/// outside sqlx).
-#[derive(Debug)]
-struct FakeDbError(&'static str);
-
-impl fmt::Display for FakeDbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fake error with a secret value 'hunter2' ({})", self.0)
-    }
-}
-
-impl StdError for FakeDbError {}
-
-impl DatabaseError for FakeDbError {
-    fn message(&self) -> &str {
-        "fake error with a secret value 'hunter2'"
-    }
-    fn code(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(self.0))
-    }
-    fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        self
-    }
-    fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
-        self
-    }
-    fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
-        self
-    }
-    fn kind(&self) -> SqlxErrorKind {
-        SqlxErrorKind::Other
-    }
-}
-
-fn sqlx(err: sqlx::Error) -> RuntimeErr {
-    RuntimeErr::SqlxError(Arc::new(err))
-}
-
-/// `err` wrapped every way SeaORM wraps a driver error.
-fn wrapped(err: impl Fn() -> sqlx::Error) -> [DbErr; 3] {
-    [
-        DbErr::Exec(sqlx(err())),
-        DbErr::Query(sqlx(err())),
-        DbErr::Conn(sqlx(err())),
-    ]
-}
-
-fn database(code: &'static str) -> sqlx::Error {
-    sqlx::Error::Database(Box::new(FakeDbError(code)))
-}
-
-fn io(kind: io::ErrorKind) -> sqlx::Error {
-    sqlx::Error::Io(io::Error::new(kind, "boom"))
-}
+use crate::resilience::fake::{database, io, sqlx, wrapped};
 
 #[test]
 fn sqlstate_table_retries_connection_serialization_deadlock_and_shutdown_codes() {
@@ -325,60 +266,6 @@ fn connection_tables_are_the_host_failures_within_the_transient_tables() {
             "{number}: the host is alive"
         );
     }
-}
-
-#[test]
-fn host_failures_are_network_class_errors_and_hosts_found_dead() {
-    for err in wrapped(|| io(io::ErrorKind::ConnectionReset)) {
-        assert!(is_connection_error(&err) && is_host_failure(&err), "{err}");
-    }
-    for err in wrapped(|| database("57P01")) {
-        assert!(is_connection_error(&err) && is_host_failure(&err), "{err}");
-    }
-    for err in wrapped(|| database("40P01")) {
-        assert!(
-            !is_connection_error(&err) && !is_host_failure(&err),
-            "{err}"
-        );
-    }
-    let untrusted = || sqlx::Error::Io(io::Error::new(io::ErrorKind::InvalidData, "cert"));
-    assert!(!wrapped(untrusted).iter().any(is_connection_error));
-    // A handshake the host cut short while a connection was being opened (SeaORM's `Conn`):
-    // sqlx 0.9.0 reports it as a protocol error (sqlx#4395). The same error from a statement
-    // already running says nothing about the host.
-    let cut = || sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
-    let [exec, query, conn] = wrapped(cut);
-    assert!(
-        is_connection_error(&conn) && is_host_failure(&conn),
-        "{conn}"
-    );
-    assert!(!is_connection_error(&exec) && !is_connection_error(&query));
-    // A pool timeout is transient, but no evidence against the host (a busy pool times out).
-    let timeout = DbErr::ConnectionAcquire(ConnAcquireErr::Timeout);
-    assert!(is_transient(&timeout) && !is_connection_error(&timeout));
-    assert!(
-        !wrapped(|| sqlx::Error::PoolTimedOut)
-            .iter()
-            .any(is_host_failure)
-    );
-
-    let connect: DbErr = Error::Connect {
-        host: "127.0.0.1:1".into(),
-        source: DbErr::Custom("refused".into()),
-    }
-    .into();
-    assert!(is_connection_error(&connect) && is_host_failure(&connect));
-    let unavailable: DbErr = Error::HostUnavailable {
-        host: "reader-1".into(),
-        why: "3 probes failed".into(),
-    }
-    .into();
-    assert!(!is_connection_error(&unavailable));
-    assert!(is_host_failure(&unavailable));
-    assert!(!is_transient(&unavailable), "a write's outcome is unknown");
-    let shutting_down: DbErr = Error::ShuttingDown.into();
-    assert!(!is_host_failure(&shutting_down));
-    assert!(!is_host_failure(&DbErr::RecordNotFound("cake".into())));
 }
 
 #[test]
