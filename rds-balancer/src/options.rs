@@ -15,7 +15,7 @@ use crate::credentials::CredentialProvider;
 use crate::error::{Error, Result};
 use crate::failover::Failover;
 use crate::health::{HealthOptions, spawn_monitor};
-use crate::pool::{HostFactory, Hosts, Opened, Origin, PoolSet, Role, Template};
+use crate::pool::{HostFactory, Hosts, Opened, Origin, PoolSet, Role, Template, is_host_down};
 use crate::route::{Picker, ReaderSelection, Sticky};
 use crate::topology::{EndpointResolver, ReaderFilter, Topology};
 use std::sync::Arc;
@@ -543,9 +543,11 @@ impl RdsConnectionBuilder {
     /// Opens the pools and returns the connection.
     ///
     /// The writer must be reachable, or this fails with
-    /// [`ErrorKind::Connect`](crate::ErrorKind::Connect). A reader that cannot be reached is
-    /// logged and left out, so an application still starts while a replica is down; reads then
-    /// go to the remaining readers (or follow [`fallback_to_writer`](Self::fallback_to_writer)).
+    /// [`ErrorKind::Connect`](crate::ErrorKind::Connect). A reader that cannot be reached does
+    /// not stop the application from starting: it joins as unhealthy (in
+    /// [`RdsConnection::health`]), is probed with back-off, and takes reads once it answers;
+    /// meanwhile reads go to the other readers (or follow
+    /// [`fallback_to_writer`](Self::fallback_to_writer)).
     pub async fn build(self) -> Result<RdsConnection> {
         let writer = self.writer.ok_or(Error::Config(
             "no writer: call `writer(url)` or `writer_connection(db)`".into(),
@@ -614,7 +616,7 @@ impl RdsConnectionBuilder {
                 (&self.pool, &self.tls, &self.credentials, self.lazy);
             async move {
                 let opened = match source {
-                    HostSource::Connection(conn) => Ok(Opened::handed(conn)),
+                    HostSource::Connection(conn) => Ok((Opened::handed(conn), None)),
                     HostSource::Url(url) => match Template::from_url(&url, pool) {
                         Ok(template) => {
                             match HostFactory::new(
@@ -622,7 +624,14 @@ impl RdsConnectionBuilder {
                                 None,
                                 credentials.clone(),
                             ) {
-                                Ok(factory) => factory.open_template(lazy).await,
+                                Ok(factory) => match factory.open_template(lazy).await {
+                                    Ok(opened) => Ok((opened, None)),
+                                    Err(error) if is_host_down(&error) => factory
+                                        .open_template(true)
+                                        .await
+                                        .map(|opened| (opened, Some(error))),
+                                    Err(error) => Err(error),
+                                },
                                 Err(error) => Err(error),
                             }
                         }
@@ -636,19 +645,20 @@ impl RdsConnectionBuilder {
         let mut readers = Vec::with_capacity(opened.len());
         for (result, name, origin) in opened {
             match result {
-                Ok(opened) if backend_of(opened.conn()) != Some(backend) => {
+                Ok((opened, _)) if backend_of(opened.conn()) != Some(backend) => {
                     return Err(Error::Config(
                         format!("reader {name} is not the same kind of database as the writer")
                             .into(),
                     ));
                 }
-                Ok(opened) => {
-                    readers.push(opened.into_host(name, Role::Reader, origin, &self.health, &tasks))
+                Ok((opened, down)) => {
+                    let reader = opened.into_host(name, Role::Reader, origin, &self.health, &tasks);
+                    if let Some(error) = down {
+                        reader.down_from_the_start(&error);
+                    }
+                    readers.push(reader);
                 }
-                Err(error @ Error::Config(_)) => return Err(error),
-                Err(error) => {
-                    tracing::warn!(host = %name, %error, "reader unreachable at start-up; it gets no traffic");
-                }
+                Err(error) => return Err(error),
             }
         }
         tracing::info!(writer = %writer.name(), readers = readers.len(), "rds-balancer connected");

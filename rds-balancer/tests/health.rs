@@ -9,7 +9,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rds_balancer::{ErrorKind, HealthState, RdsConnectionBuilder};
+use rds_balancer::{
+    BalancerOptions, ErrorKind, HealthState, Instance, RdsConnectionBuilder, Topology,
+    TopologyChange,
+};
 use sea_orm::{ConnectionTrait, DbErr};
 use support::health::{
     Readers, fast_builder, host_of, name_of, state_of, until, until_served_by, until_state,
@@ -20,6 +23,7 @@ backend_tests!(
     a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted,
     a_paused_reader_mid_query_is_cut_short_then_rejoins_when_resumed,
     the_health_snapshot_describes_every_host,
+    a_reader_down_at_start_is_known_and_takes_reads_once_it_answers,
 );
 
 /// [`fast_builder`] for `cluster`'s database `db`: writer = primary, readers = every replica.
@@ -210,4 +214,69 @@ async fn the_health_snapshot_describes_every_host(kind: Kind) {
     assert_eq!(json["hosts"][1]["state"], "healthy");
     assert_eq!(json["hosts"][0]["role"], "writer");
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+}
+
+async fn a_reader_down_at_start_is_known_and_takes_reads_once_it_answers(kind: Kind) {
+    // This test stops a node: it has a cluster of its own.
+    let cluster = Cluster::start(kind, 1);
+    cluster.create_database("health_down");
+    let replica = cluster.replicas()[0];
+    replica.stop();
+
+    // Given to the builder: the connection starts, and the reader is in its health, unhealthy.
+    let given = fast_cluster_builder(&cluster, "health_down")
+        .build()
+        .await
+        .unwrap();
+    let given_name = name_of(replica.port());
+    let host = host_of(&given, &given_name);
+    assert_eq!(host.state, HealthState::Unhealthy, "{host:?}");
+    assert!(host.last_error.is_some(), "{host:?}");
+
+    // Named by a topology: reported as unreachable, in the health, unhealthy; the next sync
+    // changes nothing (it is not opened and logged again on every poll).
+    let topology = Topology::new(vec![
+        Instance::writer("primary").with_endpoint("127.0.0.1", cluster.writer_port()),
+        Instance::reader("replica").with_endpoint("127.0.0.1", replica.port()),
+    ]);
+    let balancer = rds_balancer::attach_rds_replica_balancer(
+        fast_builder(cluster.writer_url("health_down")),
+        BalancerOptions::new(move || {
+            let topology = topology.clone();
+            async move { Ok(topology) }
+        }),
+    )
+    .await
+    .unwrap();
+    let changes = balancer.sync_now().await.unwrap();
+    // (The writer it names is the one the connection was built with: adopted.)
+    let unreachable: Vec<_> = changes
+        .iter()
+        .filter_map(|c| match c {
+            TopologyChange::ReaderUnreachable(i) => Some(i.id.as_str()),
+            TopologyChange::ReaderAdded(i) => panic!("{} added as reachable: {changes:?}", i.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unreachable, ["replica"], "{changes:?}");
+    let followed = balancer.connection();
+    assert_eq!(state_of(&followed, "replica"), HealthState::Unhealthy);
+    assert_eq!(balancer.sync_now().await.unwrap(), vec![]);
+
+    // Meanwhile reads go to the writer; nothing fails.
+    for db in [&given, &followed] {
+        assert_eq!(served_by(db).await, cluster.writer_port());
+    }
+
+    replica.start();
+    for (db, name) in [(&given, given_name.as_str()), (&followed, "replica")] {
+        let back = until_state(db, name, HealthState::Healthy).await;
+        eprintln!("{name}: healthy {back:?} after its server started");
+        until_served_by(db, replica.port()).await;
+    }
+    assert_eq!(balancer.sync_now().await.unwrap(), vec![]);
+    balancer.destroy().await;
+    for db in [given, followed] {
+        assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+    }
 }

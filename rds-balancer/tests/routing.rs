@@ -215,7 +215,7 @@ async fn reads_fall_back_to_the_writer_when_no_reader_is_reachable(kind: Kind) {
     let cluster = Cluster::shared(kind);
     cluster.create_database("fallback");
     let url = cluster.writer_url("fallback");
-    // A reader URL where nothing listens: left out at start-up.
+    // A reader URL where nothing listens: it joins unhealthy and takes no reads.
     let dead = cluster.dead_url("fallback");
     let live = cluster.replicas()[1];
 

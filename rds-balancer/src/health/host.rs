@@ -233,7 +233,14 @@ impl HostHealth {
                 .last_probe
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if last.is_some_and(|at| at.elapsed() < min_gap) {
+            // A host out of service is probed with back-off: the longer it has failed, the
+            // longer between its probes (up to 8 breaker periods).
+            let gap = if check == Check::Alive && !self.is_schedulable() {
+                min_gap.max(self.retry_gap())
+            } else {
+                min_gap
+            };
+            if last.is_some_and(|at| at.elapsed() < gap) {
                 return None;
             }
             if check == Check::Alive && !self.breaker.allow() {
@@ -263,6 +270,14 @@ impl HostHealth {
             },
         }
         Some(outcome)
+    }
+
+    /// How long a host out of service waits between probes: one breaker period
+    /// (`failure_detection_interval`) after its first failure, doubling with each further one
+    /// up to eight periods.
+    fn retry_gap(&self) -> Duration {
+        let doublings = self.consecutive_failures().saturating_sub(1).min(3);
+        self.probe_timeout * (1u32 << doublings)
     }
 
     /// Closes the probe connection (the host leaves service).

@@ -12,6 +12,7 @@ use crate::bluegreen::{BlueGreen, Dial};
 use crate::credentials::{CredentialProvider, Credentials, Endpoint, Renewal};
 use crate::error::{Error, Result};
 use crate::health::HealthOptions;
+use crate::resilience::Fault;
 use crate::topology::EndpointResolver;
 
 /// Opens pools to any `host:port` with one template's settings (credentials, database, TLS,
@@ -31,6 +32,19 @@ impl std::fmt::Debug for HostFactory {
             .field("resolver", &self.resolver.is_some())
             .field("credentials", &self.credentials.is_some())
             .finish()
+    }
+}
+
+/// Whether `error`, from opening a pool, says only that its host is down (unreachable, too
+/// busy, or too slow to answer): such a host is not left out but joins unhealthy, with a pool
+/// that connects on first use, and is probed (with back-off) until it answers.
+pub(crate) fn is_host_down(error: &Error) -> bool {
+    match error {
+        Error::Connect { source, .. } => matches!(
+            Fault::of(source),
+            Fault::Unreachable | Fault::ConnectionLost | Fault::PoolTimeout | Fault::Overloaded
+        ),
+        _ => false,
     }
 }
 
@@ -117,14 +131,14 @@ impl HostFactory {
     }
 
     /// Opens a pool to the instance endpoint `host:port` (through the resolver, if any), with
-    /// credentials for that endpoint.
-    pub(crate) async fn open(&self, host: &str, port: u16) -> Result<Opened> {
+    /// credentials for that endpoint; `lazy`: without connecting yet.
+    pub(crate) async fn open(&self, host: &str, port: u16, lazy: bool) -> Result<Opened> {
         if let Some(bg) = &self.blue_green {
             match bg.dial_for(host, port).await {
                 Dial::AsUsual => {}
                 Dial::At(at_host, at_port) => {
                     return self
-                        .connect(Endpoint::new(host, port), &at_host, at_port, false)
+                        .connect(Endpoint::new(host, port), &at_host, at_port, lazy)
                         .await;
                 }
                 Dial::TimedOut(waited) => return Err(Error::BlueGreenSwitchover { waited }),
@@ -141,13 +155,8 @@ impl HostFactory {
             }
         }
         let (dialled_host, dialled_port) = self.dialled(host, port);
-        self.connect(
-            Endpoint::new(host, port),
-            &dialled_host,
-            dialled_port,
-            false,
-        )
-        .await
+        self.connect(Endpoint::new(host, port), &dialled_host, dialled_port, lazy)
+            .await
     }
 
     /// Opens a pool that dials `dial` (an address, no resolver in between) for the endpoint

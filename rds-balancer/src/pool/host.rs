@@ -155,6 +155,12 @@ impl HostPool {
         }
     }
 
+    /// Its pool could not connect when it was opened (`error`): it is out of scheduling until a
+    /// probe succeeds.
+    pub(crate) fn down_from_the_start(&self, error: &crate::error::Error) {
+        self.health.unreachable(self.name(), &error.to_string());
+    }
+
     /// The renewal of its credentials, when a provider gave them.
     pub(crate) fn renewal(&self) -> Option<&Renewal> {
         self.renewal.as_deref()

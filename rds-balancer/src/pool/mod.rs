@@ -13,7 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
-pub(crate) use self::factory::{HostFactory, Opened};
+pub(crate) use self::factory::{HostFactory, Opened, is_host_down};
 pub(crate) use self::host::Role;
 pub(crate) use self::host::{HostPool, InFlight, Origin};
 pub(crate) use self::template::{Template, set_credentials};

@@ -8,7 +8,9 @@ use futures_util::future::join_all;
 use super::{Instance, Topology, TopologyChange, diff};
 use crate::connection::RdsConnection;
 use crate::error::{Error, Result};
-use crate::pool::{Closing, HostFactory, HostPool, Hosts, Opened, Origin, Role, retire};
+use crate::pool::{
+    Closing, HostFactory, HostPool, Hosts, Opened, Origin, Role, is_host_down, retire,
+};
 
 impl RdsConnection {
     /// Makes the hosts in use match `next` and returns the changes made.
@@ -18,8 +20,12 @@ impl RdsConnection {
     /// available leaves scheduling at once, and its pool closes once its in-flight statements
     /// finish or the [drain timeout](crate::RdsConnectionBuilder::drain_timeout) passes. A new
     /// writer is swapped in the same way; a topology without a usable writer (mid-failover)
-    /// keeps the current one. A new host whose pool cannot be opened is logged and left out,
-    /// and the next call tries it again. Concurrent calls apply one after the other.
+    /// keeps the current one. Concurrent calls apply one after the other.
+    ///
+    /// A new host that cannot be reached is reported, never silently dropped: a reader joins as
+    /// unhealthy ([`TopologyChange::ReaderUnreachable`]; in [`health`](Self::health), probed
+    /// with back-off, it takes reads once it answers); a writer is not swapped in
+    /// ([`TopologyChange::WriterUnreachable`]) and the next call tries it again.
     ///
     /// This is how a discovery mechanism of your own feeds the connection; the built-in sources
     /// call it too. New pools copy the writer pool's settings (credentials, database, TLS, pool
@@ -86,10 +92,11 @@ impl RdsConnection {
         }
         let mut opened = join_all(changes.iter().map(|change| async move {
             match change {
-                TopologyChange::ReaderAdded(instance) | TopologyChange::WriterChanged(instance) => {
-                    Some(open(factory, instance).await)
+                TopologyChange::ReaderAdded(instance) => Some(open(factory, instance, true).await),
+                TopologyChange::WriterChanged(instance) => {
+                    Some(open(factory, instance, false).await)
                 }
-                TopologyChange::ReaderRemoved(_) => None,
+                _ => None,
             }
         }))
         .await;
@@ -99,22 +106,31 @@ impl RdsConnection {
         let mut leaving = Vec::new();
         let mut done = Vec::with_capacity(changes.len());
         for (change, pool) in changes.into_iter().zip(opened.drain(..)) {
-            match (&change, pool) {
+            let change = match (change, pool) {
                 (TopologyChange::ReaderRemoved(id), _) => {
                     if let Some(at) = readers.iter().position(|r| r.name() == id) {
                         leaving.push(readers.remove(at));
                     }
+                    TopologyChange::ReaderRemoved(id)
                 }
-                (TopologyChange::ReaderAdded(instance), Some(Ok(opened))) => {
-                    readers.push(opened.into_host(
+                (TopologyChange::ReaderAdded(instance), Some(Ok((opened, down)))) => {
+                    let reader = opened.into_host(
                         instance.id.as_str(),
                         Role::Reader,
                         Origin::Discovered,
                         &inner.health,
                         &inner.tasks,
-                    ));
+                    );
+                    readers.push(Arc::clone(&reader));
+                    match down {
+                        None => TopologyChange::ReaderAdded(instance),
+                        Some(error) => {
+                            reader.down_from_the_start(&error);
+                            TopologyChange::ReaderUnreachable(instance)
+                        }
+                    }
                 }
-                (TopologyChange::WriterChanged(instance), Some(Ok(opened))) => {
+                (TopologyChange::WriterChanged(instance), Some(Ok((opened, _)))) => {
                     let new = opened.into_host(
                         instance.id.as_str(),
                         Role::Writer,
@@ -123,18 +139,22 @@ impl RdsConnection {
                         &inner.tasks,
                     );
                     leaving.push(std::mem::replace(&mut writer, new));
+                    TopologyChange::WriterChanged(instance)
                 }
-                (
-                    TopologyChange::ReaderAdded(instance) | TopologyChange::WriterChanged(instance),
-                    Some(Err(error)),
-                ) => {
-                    tracing::warn!(instance = %instance.id, %error, "new host unreachable; not used yet");
+                (TopologyChange::WriterChanged(instance), Some(Err(error)))
+                    if is_host_down(&error) =>
+                {
+                    // Kept out of the record: the next topology tries it again (at a high rate
+                    // during a failover, so at debug level; the change reports it).
+                    tracing::debug!(instance = %instance.id, %error, "new writer unreachable; the current one stays");
+                    TopologyChange::WriterUnreachable(instance)
+                }
+                (change, Some(Err(error))) => {
+                    tracing::warn!(?change, %error, "new host could not be opened; not used");
                     continue;
                 }
-                (TopologyChange::ReaderAdded(_) | TopologyChange::WriterChanged(_), None) => {
-                    continue;
-                }
-            }
+                (change, _) => change,
+            };
             done.push(change);
         }
         done.extend(adopted);
@@ -247,12 +267,25 @@ impl RdsConnection {
     }
 }
 
-/// Opens a pool to `instance` (which the filter or the diff made sure has an address).
-async fn open(factory: &HostFactory, instance: &Instance) -> Result<Opened> {
+/// Opens a pool to `instance` (which the filter or the diff made sure has an address). With
+/// `or_lazily`, a host that is down ([`is_host_down`]) gets a pool that connects on first use,
+/// returned with the error that says it is down.
+async fn open(
+    factory: &HostFactory,
+    instance: &Instance,
+    or_lazily: bool,
+) -> Result<(Opened, Option<Error>)> {
     let (host, port) = instance.address().ok_or(Error::Config(
         "an instance without an endpoint cannot be used".into(),
     ))?;
-    factory.open(host, port).await
+    match factory.open(host, port, false).await {
+        Ok(opened) => Ok((opened, None)),
+        Err(error) if or_lazily && is_host_down(&error) => {
+            let opened = factory.open(host, port, true).await?;
+            Ok((opened, Some(error)))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Updates the record of instances in use with one applied change.
@@ -261,7 +294,10 @@ fn record(applied: &mut Topology, change: &TopologyChange) {
         TopologyChange::ReaderRemoved(id) => {
             applied.instances.retain(|i| i.is_writer || i.id != *id)
         }
-        TopologyChange::ReaderAdded(instance) => applied.instances.push(instance.clone()),
+        TopologyChange::ReaderAdded(instance) | TopologyChange::ReaderUnreachable(instance) => {
+            applied.instances.push(instance.clone())
+        }
+        TopologyChange::WriterUnreachable(_) => {}
         TopologyChange::WriterChanged(instance) => {
             applied.instances.retain(|i| !i.is_writer);
             applied.instances.push(instance.clone());

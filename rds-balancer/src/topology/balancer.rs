@@ -274,6 +274,10 @@ impl RdsReplicaBalancer {
     /// Asks the source now and applies what changed. On an error the last good topology stays
     /// in use. After [`destroy`](Self::destroy) it fails with
     /// [`ErrorKind::Config`](crate::ErrorKind::Config).
+    ///
+    /// Hosts that could not be opened are in the result, not an error:
+    /// [`TopologyChange::ReaderUnreachable`] (the reader joined as unhealthy and takes reads once
+    /// it answers) and [`TopologyChange::WriterUnreachable`] (the current writer stays).
     pub async fn sync_now(&self) -> Result<Vec<TopologyChange>> {
         let destroyed = || self.inner.destroyed.load(Ordering::SeqCst);
         if destroyed() {

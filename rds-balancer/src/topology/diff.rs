@@ -50,6 +50,13 @@ pub enum TopologyChange {
     ReaderRemoved(String),
     /// A new writer took over; the old writer's pool drains and closes.
     WriterChanged(Instance),
+    /// A new reader could not be reached: it is in the connection's hosts and its health
+    /// snapshot as unhealthy, probed with back-off, and takes reads once it answers (no further
+    /// change is reported then; its health turns healthy).
+    ReaderUnreachable(Instance),
+    /// The topology's new writer could not be reached: the current writer stays in service, and
+    /// the next topology tries the new one again.
+    WriterUnreachable(Instance),
 }
 
 /// Whether two instances are the same host to talk to.
