@@ -228,18 +228,23 @@ impl RdsConnection {
         self.admit(decision, "statement", None)
     }
 
-    /// Runs one statement, and hides what it safely can of a failing host:
+    /// Runs one statement, and hides what it safely can of a failing host. Whose fault an
+    /// error is decides ([`Fault`]): a statement's own error returns unchanged, whatever host
+    /// it ran on. Otherwise:
     /// - a statement whose connection was refused its credentials (a rotated password) runs
     ///   once more after the credential provider gave new ones (it was never sent);
-    /// - a read a reader failed with a network-class error, cut short because the reader was
-    ///   found dead, or that could not get a connection in time, runs once more on another
-    ///   healthy host (reads have no side effects);
+    /// - a read whose reader could not be reached, lost its connection, was cut short because
+    ///   the reader was found dead, or could not get a connection in time, runs once more on
+    ///   another healthy host (reads have no side effects);
+    /// - a statement that never got a connection because the writer was replaced meanwhile runs
+    ///   on the writer in service;
     /// - while a balancer follows the cluster, a statement for a writer known to be down waits
     ///   for the failover and then runs on the new writer; one that was sent when the writer
-    ///   failed (a network-class error, or a read-only error from a demoted writer) waits for it
-    ///   too, then a read runs once more, a write fails with [`Error::FailoverCompleted`] (never
-    ///   replayed: its outcome is unknown), and one that never reached the writer (no
-    ///   connection) runs; a failover that gives up fails them with [`Error::FailoverFailed`].
+    ///   really failed (unreachable, a lost connection its probe confirmed, or a read-only
+    ///   refusal from a writer that no longer accepts writes) waits for it too, then a read runs
+    ///   once more, a write fails with [`Error::FailoverCompleted`] (never replayed: its outcome
+    ///   is unknown), and one that never reached the writer runs; a failover that gives up fails
+    ///   them with [`Error::FailoverFailed`].
     async fn statement<T>(
         &self,
         stmt: Statement,

@@ -162,9 +162,16 @@ async fn unavailable_and_unreachable_readers_get_no_traffic(kind: Kind) {
         changes.contains(&TopologyChange::ReaderAdded(reader(r2))),
         "{changes:?}"
     );
+    // Unreachable: reported, and in the health as unhealthy, so that it takes no reads.
     assert!(
-        !changes.contains(&TopologyChange::ReaderAdded(ghost)),
-        "unreachable: not used"
+        changes.contains(&TopologyChange::ReaderUnreachable(ghost)),
+        "{changes:?}"
+    );
+    let ghost_health = db.health().hosts.into_iter().find(|h| h.name == "ghost");
+    assert!(
+        ghost_health.is_some_and(|h| h.state == rds_balancer::HealthState::Unhealthy),
+        "{:#?}",
+        db.health()
     );
     assert!(
         !changes
@@ -174,11 +181,14 @@ async fn unavailable_and_unreachable_readers_get_no_traffic(kind: Kind) {
     for _ in 0..20 {
         assert_eq!(served_by(&db).await, r2.port());
     }
-    // replica-1 becomes available: it joins.
+    // replica-1 becomes available: it joins; the ghost is gone from the topology: it leaves.
     let topology = Topology::new(vec![writer(cluster.primary()), reader(r1), reader(r2)]);
     assert_eq!(
         db.apply_topology(&topology).await.unwrap(),
-        [TopologyChange::ReaderAdded(reader(r1))]
+        [
+            TopologyChange::ReaderRemoved("ghost".into()),
+            TopologyChange::ReaderAdded(reader(r1))
+        ]
     );
 }
 
