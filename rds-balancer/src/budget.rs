@@ -125,6 +125,7 @@ mod tests {
                 sea_orm::DatabaseConnection::default(),
                 &crate::health::HealthOptions::default(),
                 None,
+                false,
             ),
             readers: Vec::new(),
         };

@@ -132,6 +132,8 @@ struct Routed {
     budget: Option<(Arc<Budget>, Arc<Hosts>)>,
     /// The budget's slot, once taken; a stream keeps it.
     slot: std::sync::Mutex<Option<Slot>>,
+    /// Set when the guard cut it short before its pool gave it a connection: never sent.
+    unsent: AtomicBool,
 }
 
 impl Routed {
@@ -146,9 +148,16 @@ impl Routed {
             let slot = budget.reserve(host, hosts).await.map_err(E::from_error)?;
             *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(slot);
         }
-        guard_statement(host, &self.health, f(host.conn()))
+        let (outcome, unsent) = guard_statement(host, &self.health, f(host.conn()))
             .instrument(self.span.clone())
-            .await
+            .await;
+        self.unsent.store(unsent, Ordering::Relaxed);
+        outcome
+    }
+
+    /// Whether its last run was cut short before it got a connection (never sent).
+    fn unsent(&self) -> bool {
+        self.unsent.load(Ordering::Relaxed)
     }
 
     fn host(&self) -> &Arc<HostPool> {
@@ -281,9 +290,9 @@ impl RdsConnection {
             done => return done,
         };
         let failed = Arc::clone(routed.host());
+        let never_sent = never_sent(&error) || routed.unsent();
         drop(routed);
         let fault = Fault::of(&error);
-        let never_sent = never_sent(&error);
         let Some(again) = again else {
             return Err(error);
         };
@@ -322,7 +331,7 @@ impl RdsConnection {
                 retry.run(|conn| op(conn, again)).await
             }
             Role::Writer => {
-                if !self.writer_failed(&failed, &error).await {
+                if !self.writer_failed(&failed, &error, never_sent).await {
                     // The writer still takes writes: the error is the statement's own.
                     return Err(error);
                 }
@@ -351,7 +360,7 @@ impl RdsConnection {
     /// for another option) refused the statement itself. A statement that never got a
     /// connection while a failover runs or the writer is out: yes. Anything else is the
     /// statement's own.
-    async fn writer_failed(&self, host: &HostPool, error: &DbErr) -> bool {
+    async fn writer_failed(&self, host: &HostPool, error: &DbErr, never_sent: bool) -> bool {
         let failed = match Fault::of(error) {
             Fault::Unreachable => true,
             Fault::ConnectionLost | Fault::PoolTimeout => !host.health().is_schedulable(),
@@ -359,8 +368,7 @@ impl RdsConnection {
             Fault::Statement | Fault::Credentials | Fault::Overloaded | Fault::PoolClosed => false,
         };
         failed
-            || (never_sent(error)
-                && (self.inner.failover.is_running() || !host.health().is_schedulable()))
+            || (never_sent && (self.inner.failover.is_running() || !host.health().is_schedulable()))
     }
 
     /// Whether `host` is the writer in service.
@@ -446,6 +454,7 @@ impl RdsConnection {
             health: self.inner.health,
             budget,
             slot: std::sync::Mutex::new(None),
+            unsent: AtomicBool::new(false),
         })
     }
 
@@ -542,13 +551,14 @@ impl TransactionTrait for RdsConnection {
             done => return done,
         };
         let (decision, failed) = (routed.decision, Arc::clone(routed.host()));
+        let never_sent = never_sent(&error) || routed.unsent();
         drop(routed);
-        if never_sent(&error) && !self.is_current_writer(&failed) {
+        if never_sent && !self.is_current_writer(&failed) {
             // The writer was replaced while `BEGIN` waited for a connection.
             let retry = self.admit(decision, "transaction", None)?;
             return retry.run(|conn| conn.begin_with_options(options)).await;
         }
-        if !self.writer_failed(&failed, &error).await {
+        if !self.writer_failed(&failed, &error, never_sent).await {
             return Err(error);
         }
         match self.inner.failover.request_and_wait().await {
@@ -621,7 +631,9 @@ impl TransactionTrait for RdsConnection {
         }
         let writer_failed = match &outcome {
             Ok(_) => false,
-            Err(TransactionError::Connection(error)) => self.writer_failed(&host, error).await,
+            Err(TransactionError::Connection(error)) => {
+                self.writer_failed(&host, error, never_sent(error)).await
+            }
             Err(TransactionError::Transaction(_)) => !host.writable(WRITER_CHECK_TIMEOUT).await,
         };
         if !writer_failed {

@@ -75,7 +75,7 @@ pub(crate) struct PoolOptions {
 
 impl PoolOptions {
     /// sqlx pool settings with these values (named as in SeaORM, which maps `connect_timeout`
-    /// to the pool's acquire timeout too).
+    /// to the pool's acquire timeout too), marking when a statement gets its connection.
     pub(crate) fn sqlx<DB: sea_orm::sqlx::Database>(&self) -> sea_orm::sqlx::pool::PoolOptions<DB> {
         let mut options = sea_orm::sqlx::pool::PoolOptions::new();
         if let Some(v) = self.max_connections {
@@ -96,7 +96,7 @@ impl PoolOptions {
         if let Some(v) = self.max_lifetime {
             options = options.max_lifetime(v);
         }
-        options
+        crate::pool::marking(options)
     }
 }
 
@@ -579,7 +579,8 @@ impl RdsConnectionBuilder {
                     self.endpoint_resolver.clone(),
                     self.credentials.clone(),
                 )?
-                .with_blue_green(blue_green.clone());
+                .with_blue_green(blue_green.clone())
+                .marked(true);
                 (factory.open_template(self.lazy).await?, Some(factory))
             }
             HostSource::Connection(conn) => {
@@ -623,7 +624,9 @@ impl RdsConnectionBuilder {
                                 template.with_tls(tls),
                                 None,
                                 credentials.clone(),
-                            ) {
+                            )
+                            .map(|factory| factory.marked(true))
+                            {
                                 Ok(factory) => match factory.open_template(lazy).await {
                                     Ok(opened) => Ok((opened, None)),
                                     Err(error) if is_host_down(&error) => factory

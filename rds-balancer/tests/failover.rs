@@ -12,7 +12,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rds_balancer::{BalancerOptions, ErrorKind, RdsConnection};
+use rds_balancer::{BalancerOptions, ErrorKind, Instance, RdsConnection, Topology};
 use rds_balancer_testkit::RdsEmulator;
 use sea_orm::sqlx::mysql::{MySqlConnection, MySqlDatabaseError};
 use sea_orm::sqlx::{Connection, Row};
@@ -24,6 +24,7 @@ use support::{
 };
 
 backend_tests!(
+    writes_waiting_for_a_connection_when_the_writer_dies_run_on_the_new_writer,
     writes_follow_a_failover_with_a_typed_error_for_the_write_in_flight,
     a_transaction_cut_by_a_failover_has_an_unknown_resolution_and_reads_retry_transparently,
 );
@@ -523,5 +524,125 @@ async fn a_writer_demoted_to_read_only_fails_over_to_a_writer_that_accepts_write
         &format!("SELECT count(*) FROM cake WHERE served_by = {new}"),
     );
     assert_eq!(on_new.trim(), "5");
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+}
+
+async fn writes_waiting_for_a_connection_when_the_writer_dies_run_on_the_new_writer(kind: Kind) {
+    // This test kills and promotes nodes: it has a cluster of its own.
+    let cluster = Cluster::start(kind, 1);
+    create_database(&cluster, "failover_queued");
+    let (old, new) = (cluster.writer_port(), cluster.replicas()[0].port());
+    let named =
+        |writer: u16, readers: &[u16]| {
+            Topology::new(
+                std::iter::once(
+                    Instance::writer(format!("n{writer}")).with_endpoint("127.0.0.1", writer),
+                )
+                .chain(readers.iter().map(|&port| {
+                    Instance::reader(format!("n{port}")).with_endpoint("127.0.0.1", port)
+                }))
+                .collect(),
+            )
+        };
+    let topology = Arc::new(Mutex::new(named(old, &[new])));
+    let source = {
+        let topology = Arc::clone(&topology);
+        move || {
+            let now = topology.lock().unwrap().clone();
+            async move { Ok(now) }
+        }
+    };
+    // Default health and failover settings; one connection to the writer, so that writes queue
+    // for it.
+    let db = rds_balancer::connect(
+        RdsConnection::builder()
+            .writer(cluster.writer_url("failover_queued"))
+            .max_connections(1)
+            .sqlx_logging(false),
+        BalancerOptions::new(source).poll_interval(Duration::from_secs(600)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(write(&db).await, Write::On(old));
+
+    // Six tasks writing without pause through one connection: five wait for it at any time.
+    const TASKS: usize = 6;
+    let log: Arc<Mutex<Vec<(usize, Instant, Write)>>> = Arc::default();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (db, log) = (db.clone(), Arc::clone(&log));
+            tokio::spawn(async move {
+                let mut on_new = 0;
+                while on_new < 5 {
+                    let outcome = write(&db).await;
+                    if outcome == Write::On(new) {
+                        on_new += 1;
+                    }
+                    log.lock().unwrap().push((task, Instant::now(), outcome));
+                }
+            })
+        })
+        .collect();
+    // Writes are queued for the connection (in flight beyond the one connection).
+    let deadline = Instant::now() + DEADLINE;
+    while db.health().hosts[0].in_flight < 4 {
+        assert!(Instant::now() < deadline, "{:#?}", db.health());
+        tokio::time::sleep(POLL).await;
+    }
+
+    let killed = Instant::now();
+    cluster.primary().kill();
+    cluster.promote(0);
+    let promoted = Instant::now();
+    *topology.lock().unwrap() = named(new, &[]);
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("writes resumed within a minute")
+            .unwrap();
+    }
+
+    let log = log.lock().unwrap().clone();
+    let first_new = log
+        .iter()
+        .filter(|(_, _, w)| *w == Write::On(new))
+        .map(|(_, at, _)| *at)
+        .min()
+        .unwrap();
+    let failures: Vec<&Write> = log
+        .iter()
+        .map(|(_, _, w)| w)
+        .filter(|w| matches!(w, Write::Failed(_)))
+        .collect();
+    eprintln!(
+        "writer killed -> first write on the new writer: {:?}; promoted -> first write: {:?}; \
+         failed writes: {failures:?} of {}",
+        first_new - killed,
+        first_new.saturating_duration_since(promoted),
+        log.len()
+    );
+    // Only the write that held the one connection can have reached the dying writer: it alone
+    // may report the failover. Every write that waited for the connection ran on the new one.
+    assert!(
+        failures
+            .iter()
+            .all(|w| **w == Write::Failed(Some(ErrorKind::FailoverCompleted))),
+        "{failures:?}"
+    );
+    assert!(
+        failures.len() <= 1,
+        "writes never sent reported as failed: {failures:?}"
+    );
+    for task in 0..TASKS {
+        let after_kill: Vec<&Write> = log
+            .iter()
+            .filter(|(t, at, _)| *t == task && *at > first_new)
+            .map(|(_, _, w)| w)
+            .collect();
+        assert!(
+            after_kill.iter().all(|w| **w == Write::On(new)),
+            "task {task}: {after_kill:?}"
+        );
+    }
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }

@@ -24,6 +24,8 @@ backend_tests!(
     a_paused_reader_mid_query_is_cut_short_then_rejoins_when_resumed,
     the_health_snapshot_describes_every_host,
     a_reader_down_at_start_is_known_and_takes_reads_once_it_answers,
+    a_reader_killed_under_steady_reads_costs_no_read_over_a_second,
+    a_reader_killed_while_idle_costs_its_next_read_under_a_second,
 );
 
 /// [`fast_builder`] for `cluster`'s database `db`: writer = primary, readers = every replica.
@@ -279,4 +281,89 @@ async fn a_reader_down_at_start_is_known_and_takes_reads_once_it_answers(kind: K
     for db in [given, followed] {
         assert!(db.shutdown(Duration::from_secs(10)).await.drained);
     }
+}
+
+async fn a_reader_killed_under_steady_reads_costs_no_read_over_a_second(kind: Kind) {
+    // This test kills a node: it has a cluster of its own.
+    let cluster = Cluster::start(kind, 2);
+    cluster.create_database("health_stall");
+    // Default health settings (probes every 5 s, 3 failures, 30 s to get a connection).
+    let mut builder = rds_balancer::RdsConnection::builder()
+        .writer(cluster.writer_url("health_stall"))
+        .sqlx_logging(false);
+    for url in cluster.reader_urls("health_stall") {
+        builder = builder.reader(url);
+    }
+    let db = builder.build().await.unwrap();
+    let replicas = cluster.replicas();
+    let (victim, survivor) = (replicas[0], replicas[1]);
+
+    let readers = Readers::start(&db, cluster.port_sql());
+    until(&db, "both readers to serve reads", || {
+        readers.served_by(victim.port()) > 20 && readers.served_by(survivor.port()) > 20
+    })
+    .await;
+    readers.reset_slowest();
+    victim.kill();
+    let before = readers.served_by(survivor.port());
+    until(
+        &db,
+        "200 more reads on the survivor and the victim out",
+        || {
+            readers.served_by(survivor.port()) > before + 200
+                && state_of(&db, &name_of(victim.port())) == HealthState::Unhealthy
+        },
+    )
+    .await;
+    let seen = readers.stop().await;
+    eprintln!(
+        "a reader killed under steady reads: slowest read {:?}; {} failed of {}",
+        seen.slowest,
+        seen.failed,
+        seen.total()
+    );
+    assert_eq!(seen.failed, 0, "{:#?}", seen.errors);
+    assert!(
+        seen.slowest < Duration::from_secs(1),
+        "a read stalled {:?}",
+        seen.slowest
+    );
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+}
+
+async fn a_reader_killed_while_idle_costs_its_next_read_under_a_second(kind: Kind) {
+    // This test kills a node: it has a cluster of its own.
+    let cluster = Cluster::start(kind, 2);
+    cluster.create_database("health_idle");
+    // Default health settings: the next probe of the monitor is up to 5 s away, and the pool
+    // would retry the refused connection silently for its 30 s acquire timeout.
+    let mut builder = rds_balancer::RdsConnection::builder()
+        .writer(cluster.writer_url("health_idle"))
+        .sqlx_logging(false);
+    for url in cluster.reader_urls("health_idle") {
+        builder = builder.reader(url);
+    }
+    let db = builder.build().await.unwrap();
+    let replicas = cluster.replicas();
+    let (victim, survivor) = (replicas[0], replicas[1]);
+    // Both readers have served (their pools hold idle connections), then nothing runs.
+    until_served_by(&db, victim.port()).await;
+    until_served_by(&db, survivor.port()).await;
+    victim.kill();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let start = Instant::now();
+        assert_eq!(served_by(&db).await, survivor.port());
+        slowest = slowest.max(start.elapsed());
+    }
+    eprintln!("a reader killed while idle: slowest of the next 20 reads {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a read stalled {slowest:?}"
+    );
+    assert_eq!(
+        state_of(&db, &name_of(victim.port())),
+        HealthState::Unhealthy
+    );
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }

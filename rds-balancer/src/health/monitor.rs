@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use sea_orm::{DbErr, TransactionError};
@@ -11,7 +12,7 @@ use sea_orm::{DbErr, TransactionError};
 use super::HealthOptions;
 use crate::connection::RdsConnection;
 use crate::error::{Error, ErrorKind};
-use crate::pool::HostPool;
+use crate::pool::{HostPool, got_connection, track};
 use crate::resilience::{Fault, Summary};
 
 /// An error type a guarded operation can return: made from the crate's error, and able to say
@@ -59,29 +60,47 @@ impl<E> GuardedError for TransactionError<E> {
     }
 }
 
+/// How long a statement runs before its host is probed once, in case it waits for a connection
+/// its pool cannot open: sqlx retries refused connections silently until the acquire timeout.
+/// Also the least time between two such probes of one host (statements share them).
+const EARLY_PROBE: Duration = Duration::from_millis(250);
+
 /// Runs `work` (a statement, stream start or transaction on `host`) and:
 /// - records its outcome in the host's health by whose fault an error is ([`Fault`]): the
 ///   statement's own errors blame nobody (the host answered); an unreachable host leaves
 ///   scheduling at once; a lost connection or a pool timeout has the host probed before the
 ///   error is returned, and only a failed probe counts against it;
 /// - cuts it short with [`Error::HostUnavailable`] if the host trips while it runs;
-/// - when it outlives `failure_detection_time`, probes the host every
-///   `failure_detection_interval` on a separate connection, and cuts it short once the host is
-///   found unhealthy (after `failure_detection_count` failures in a row).
+/// - with enhanced failure monitoring on: when it has not finished after [`EARLY_PROBE`], probes
+///   the host once (a host that refuses connections trips, which cuts it short); when it
+///   outlives `failure_detection_time`, probes the host every `failure_detection_interval` on a
+///   separate connection, and cuts it short once the host is found unhealthy (after
+///   `failure_detection_count` failures in a row).
+///
+/// Returns the outcome, and whether it was cut short before the pool gave it a connection
+/// (known never sent: only on pools that mark it, see [`crate::pool::track`]).
 pub(crate) async fn guard_statement<T, E: GuardedError>(
     host: &Arc<HostPool>,
     options: &HealthOptions,
     work: impl Future<Output = Result<T, E>>,
-) -> Result<T, E> {
+) -> (Result<T, E>, bool) {
     let health = host.health();
     let tripped = health.tripped();
     tokio::pin!(tripped);
     tripped.as_mut().enable();
+    let work = track(work);
+    tokio::pin!(work);
     let watch = async {
         if !options.failure_detection {
             return std::future::pending().await;
         }
-        tokio::time::sleep(options.failure_detection_time).await;
+        let early = EARLY_PROBE.min(options.failure_detection_time);
+        tokio::time::sleep(early).await;
+        host.probe(EARLY_PROBE).await;
+        if !health.is_schedulable() {
+            return;
+        }
+        tokio::time::sleep(options.failure_detection_time.saturating_sub(early)).await;
         loop {
             // Several slow statements on one host share a probe.
             host.probe(options.failure_detection_interval / 2).await;
@@ -91,11 +110,18 @@ pub(crate) async fn guard_statement<T, E: GuardedError>(
             tokio::time::sleep(options.failure_detection_interval).await;
         }
     };
-    let outcome = tokio::select! {
+    let cut = tokio::select! {
         biased;
-        outcome = work => outcome,
-        () = &mut tripped => return Err(unavailable(host, "it tripped while the statement ran")),
-        () = watch => return Err(unavailable(host, "enhanced failure monitoring: probes failed while the statement ran")),
+        outcome = &mut work => Ok(outcome),
+        () = &mut tripped => Err("it tripped while the statement ran"),
+        () = watch => Err("probes failed while the statement ran"),
+    };
+    let outcome = match cut {
+        Ok(outcome) => outcome,
+        Err(why) => {
+            let unsent = host.is_marked() && !got_connection(work.as_mut());
+            return (Err(unavailable(host, why)), unsent);
+        }
     };
     let (fault, described) = match &outcome {
         Ok(_) => (None, None),
@@ -107,7 +133,7 @@ pub(crate) async fn guard_statement<T, E: GuardedError>(
         (Some(_), Some(fault)) if fault.needs_probe() => host.confirm().await,
         (Some(_), _) => {}
     }
-    outcome
+    (outcome, false)
 }
 
 fn unavailable<E: GuardedError>(host: &HostPool, why: &'static str) -> E {

@@ -23,6 +23,9 @@ pub(crate) struct HostFactory {
     credentials: Option<Arc<dyn CredentialProvider>>,
     /// During a blue/green switchover, where new pools for blue and green endpoints dial.
     blue_green: Option<Arc<BlueGreen>>,
+    /// Whether the template's pools mark when a statement gets its connection (built from a
+    /// URL, not copied from a pool the application handed over).
+    marked: bool,
 }
 
 impl std::fmt::Debug for HostFactory {
@@ -52,6 +55,8 @@ pub(crate) fn is_host_down(error: &Error) -> bool {
 pub(crate) struct Opened {
     conn: DatabaseConnection,
     credentials: Option<(Arc<dyn CredentialProvider>, Endpoint, Credentials)>,
+    /// Whether its pool marks when a statement gets a connection ([`super::track`]).
+    marked: bool,
 }
 
 impl Opened {
@@ -60,6 +65,7 @@ impl Opened {
         Opened {
             conn,
             credentials: None,
+            marked: false,
         }
     }
 
@@ -79,7 +85,7 @@ impl Opened {
         let renewal = self.credentials.map(|(provider, endpoint, first)| {
             Renewal::start(tasks, provider, endpoint, self.conn.clone(), &first)
         });
-        HostPool::new(name, role, origin, self.conn, health, renewal)
+        HostPool::new(name, role, origin, self.conn, health, renewal, self.marked)
     }
 }
 
@@ -104,7 +110,15 @@ impl HostFactory {
             resolver,
             credentials,
             blue_green: None,
+            marked: false,
         })
+    }
+
+    /// Says that the template's pools mark when a statement gets its connection (a template
+    /// built from a URL, whose pool settings are rds-balancer's own).
+    pub(crate) fn marked(mut self, marked: bool) -> Self {
+        self.marked = marked;
+        self
     }
 
     /// Consults `blue_green` (if any) for every pool it opens to an instance endpoint.
@@ -194,6 +208,7 @@ impl HostFactory {
         Ok(Opened {
             conn,
             credentials: credentials.map(|(provider, first)| (provider, endpoint, first)),
+            marked: self.marked,
         })
     }
 }

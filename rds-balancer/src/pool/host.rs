@@ -50,6 +50,8 @@ pub(crate) struct HostPool {
     renewal: Option<Arc<Renewal>>,
     in_flight: AtomicUsize,
     idle: Notify,
+    /// Whether its pool marks when a statement gets a connection ([`super::track`]).
+    marked: bool,
 }
 
 impl std::fmt::Debug for HostPool {
@@ -73,6 +75,7 @@ impl HostPool {
         conn: DatabaseConnection,
         health: &HealthOptions,
         renewal: Option<Arc<Renewal>>,
+        marked: bool,
     ) -> Arc<Self> {
         Arc::new(HostPool {
             name: name.into(),
@@ -83,6 +86,7 @@ impl HostPool {
             renewal,
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
+            marked,
         })
     }
 
@@ -105,6 +109,12 @@ impl HostPool {
     pub(crate) fn dial_address(&self) -> Option<(String, u16)> {
         super::Template::from_connection(&self.conn)
             .map(|t| (t.address().0.to_owned(), t.address().1))
+    }
+
+    /// Whether its pool marks when a statement gets a connection, so that a statement cut short
+    /// before that is known never sent.
+    pub(crate) fn is_marked(&self) -> bool {
+        self.marked
     }
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {

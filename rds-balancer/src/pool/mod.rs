@@ -3,16 +3,20 @@
 //! The set is an immutable snapshot behind an atomic pointer: routing a statement takes the
 //! current snapshot without locking, and a topology change publishes a new one.
 
+mod acquired;
 mod factory;
 mod host;
 mod template;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
+pub(crate) use self::acquired::{got_connection, marking, track};
 pub(crate) use self::factory::{HostFactory, Opened, is_host_down};
 pub(crate) use self::host::Role;
 pub(crate) use self::host::{HostPool, InFlight, Origin};
@@ -81,14 +85,18 @@ pub(crate) enum Closing {
     Opened,
 }
 
-/// Takes a host out of service once it has left every snapshot: waits for the statements in
-/// flight on it (up to `timeout`), then closes its pool (unless `closing` spares it), which also
-/// waits for connections still checked out (open transactions, streams) within what is left of
-/// `timeout`.
+/// Takes a host out of service once it has left every snapshot. A pool rds-balancer opened
+/// that leaves service (not at shutdown) is closed at once: it hands out no connection from
+/// then on, so statements still waiting for one fail with `PoolClosed`, never sent, and run on
+/// the hosts in service. Then waits for the statements in flight on it (up to `timeout`), and
+/// closes its pool (unless `closing` spares it), which also waits for connections still checked
+/// out (open transactions, streams) within what is left of `timeout`.
 pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration, closing: Closing) -> Retired {
     let deadline = tokio::time::Instant::now() + timeout;
+    let spared = closing == Closing::Opened && host.origin() == Origin::Handed;
+    let closed_early = (closing == Closing::Opened && !spared).then(|| close_now(host.conn()));
     let still_running = host.drained(timeout).await;
-    if closing == Closing::Opened && host.origin() == Origin::Handed {
+    if spared {
         tracing::info!(host = %host.name(), role = host.role().as_str(), still_running, "host left service; its pool stays open for the application that handed it over");
         return Retired {
             still_running,
@@ -97,10 +105,13 @@ pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration, closing: Clos
     }
     host.stop_renewal();
     host.health().close().await;
-    let closed = matches!(
-        tokio::time::timeout_at(deadline, host.conn().close_by_ref()).await,
-        Ok(Ok(()))
-    );
+    let closed = match closed_early {
+        Some(close) => tokio::time::timeout_at(deadline, close).await.is_ok(),
+        None => matches!(
+            tokio::time::timeout_at(deadline, host.conn().close_by_ref()).await,
+            Ok(Ok(()))
+        ),
+    };
     let retired = Retired {
         still_running,
         closed,
@@ -117,6 +128,20 @@ pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration, closing: Clos
         );
     }
     retired
+}
+
+/// Marks `conn`'s pool closed now (it hands out no connection any more; waiters get
+/// `PoolClosed`) and returns what waits for its connections to come back and closes them.
+fn close_now(conn: &DatabaseConnection) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    match &conn.inner {
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+            Box::pin(conn.get_postgres_connection_pool().close())
+        }
+        DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
+            Box::pin(conn.get_mysql_connection_pool().close())
+        }
+        _ => Box::pin(std::future::ready(())),
+    }
 }
 
 /// A pool's open and idle connections.

@@ -118,6 +118,7 @@ mod tests {
                     DatabaseConnection::default(),
                     &crate::health::HealthOptions::default(),
                     None,
+                    false,
                 )
             })
             .collect()

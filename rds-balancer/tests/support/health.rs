@@ -106,6 +106,8 @@ pub struct Readers {
     served: Arc<Mutex<HashMap<u16, usize>>>,
     failed: Arc<AtomicUsize>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// The longest a read took (since the start or [`Readers::reset_slowest`]).
+    slowest: Arc<Mutex<Duration>>,
     /// When the workers started: the errors say when they happened since.
     pub origin: Instant,
     workers: Vec<JoinHandle<()>>,
@@ -120,6 +122,8 @@ pub struct ReadsSeen {
     pub failed: usize,
     /// What each failure was, and when.
     pub errors: Vec<String>,
+    /// The longest a read took (since the start or [`Readers::reset_slowest`]).
+    pub slowest: Duration,
 }
 
 impl ReadsSeen {
@@ -143,21 +147,27 @@ impl Readers {
         let served = Arc::new(Mutex::new(HashMap::new()));
         let failed = Arc::new(AtomicUsize::new(0));
         let errors = Arc::new(Mutex::new(Vec::new()));
+        let slowest = Arc::new(Mutex::new(Duration::ZERO));
         let origin = Instant::now();
         let workers = (0..4)
             .map(|_| {
-                let (db, sql, stop, served, failed, errors) = (
+                let (db, sql, stop, served, failed, errors, slowest) = (
                     db.clone(),
                     Arc::clone(&sql),
                     Arc::clone(&stop),
                     Arc::clone(&served),
                     Arc::clone(&failed),
                     Arc::clone(&errors),
+                    Arc::clone(&slowest),
                 );
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let sent = Instant::now();
                         let outcome: Result<_, DbErr> = db.query_one_raw(stmt(&db, &sql)).await;
+                        {
+                            let mut slowest = slowest.lock().unwrap();
+                            *slowest = (*slowest).max(sent.elapsed());
+                        }
                         let port = match &outcome {
                             Ok(Some(row)) => port_in(row),
                             _ => None,
@@ -191,9 +201,15 @@ impl Readers {
             served,
             failed,
             errors,
+            slowest,
             origin,
             workers,
         }
+    }
+
+    /// Forgets the longest read so far (reads then in progress still count).
+    pub fn reset_slowest(&self) {
+        *self.slowest.lock().unwrap() = Duration::ZERO;
     }
 
     /// Reads served so far by `port`.
@@ -213,6 +229,7 @@ impl Readers {
             served,
             failed: self.failed.load(Ordering::Relaxed),
             errors,
+            slowest: *self.slowest.lock().unwrap(),
         }
     }
 }
