@@ -231,6 +231,7 @@ async fn reset_connections_of_a_reader_are_invisible_to_callers(kind: Kind) {
         served,
         failed,
         errors,
+        ..
     } = readers.stop().await;
     let total: usize = served.values().sum();
     eprintln!(
@@ -378,6 +379,7 @@ async fn a_reader_refusing_connections_is_invisible_to_callers_and_comes_back(ki
         served,
         failed,
         errors,
+        ..
     } = readers.stop().await;
     let total: usize = served.values().sum();
     eprintln!(
