@@ -225,8 +225,10 @@ async fn writes_follow_a_failover_with_a_typed_error_for_the_write_in_flight(kin
         first_new.saturating_duration_since(promoted),
         first_new.saturating_duration_since(flipped),
     );
-    // The write in flight when the writer died, and any sent to it before it was known dead,
-    // failed with the typed error; none with a raw driver error, none lost silently.
+    // A write the server was running when it died failed with the typed error; none with a
+    // raw driver error, none lost silently. One task writes: at most its one write was in
+    // flight (when the kill caught it between writes, or while the pool was checking its
+    // connection, nothing was sent, and the write ran on the new writer).
     assert!(
         failures
             .iter()
@@ -234,12 +236,8 @@ async fn writes_follow_a_failover_with_a_typed_error_for_the_write_in_flight(kin
         "{failures:?}"
     );
     assert!(
-        !failures.is_empty(),
-        "the write in flight reports the failover"
-    );
-    assert!(
-        failures.len() <= 3,
-        "only writes in flight fail: {failures:?}"
+        failures.len() <= 1,
+        "only the write in flight may fail: {failures:?}"
     );
     // Every write was taken by the old writer until the failover, then by the new one.
     let (before, after): (Vec<&Write>, Vec<&Write>) = {

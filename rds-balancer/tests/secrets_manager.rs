@@ -515,7 +515,17 @@ async fn rotations_in_either_order_leave_traffic_flowing() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let reopened = blocking(move || connections_since(USER, &rotated_a)).await;
+    // Connections live for a second: at any one moment a pool may be between two. Sampled until
+    // every node shows one opened after the rotation (or the deadline).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reopened = loop {
+        let rotated_a = rotated_a.clone();
+        let now = blocking(move || connections_since(USER, &rotated_a)).await;
+        if now.iter().all(|(_, count, _)| *count > 0) || Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     eprintln!("connections of {USER} opened after rotation A (port, count, all TLS): {reopened:?}");
     for (port, count, ssl) in &reopened {
         assert!(*count > 0, "no new connection to {port} after rotation A");
