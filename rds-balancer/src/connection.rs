@@ -331,7 +331,7 @@ impl RdsConnection {
                 retry.run(|conn| op(conn, again)).await
             }
             Role::Writer => {
-                if !self.writer_failed(&failed, &error, never_sent).await {
+                if !self.writer_failed(&failed, fault, never_sent).await {
                     // The writer still takes writes: the error is the statement's own.
                     return Err(error);
                 }
@@ -352,16 +352,16 @@ impl RdsConnection {
         }
     }
 
-    /// Whether `host`, a writer, failed under a statement that got `error`: confirmed, never
-    /// guessed ([`Fault`]). Unreachable: yes (the statement's guard already took it out). A lost
+    /// Whether `host`, a writer, failed under a statement whose error was `fault`: confirmed,
+    /// never guessed. Unreachable: yes (the statement's guard already took it out). A lost
     /// connection or a pool timeout: the guard probed the host before the error came back; yes
     /// if the probe failed. A read-only refusal: the host is asked whether it accepts writes; a
     /// writer that does (a read-only transaction, `default_transaction_read_only`, MySQL's 1290
     /// for another option) refused the statement itself. A statement that never got a
     /// connection while a failover runs or the writer is out: yes. Anything else is the
     /// statement's own.
-    async fn writer_failed(&self, host: &HostPool, error: &DbErr, never_sent: bool) -> bool {
-        let failed = match Fault::of(error) {
+    async fn writer_failed(&self, host: &HostPool, fault: Fault, never_sent: bool) -> bool {
+        let failed = match fault {
             Fault::Unreachable => true,
             Fault::ConnectionLost | Fault::PoolTimeout => !host.health().is_schedulable(),
             Fault::ReadOnly => !host.writable(WRITER_CHECK_TIMEOUT).await,
@@ -558,7 +558,10 @@ impl TransactionTrait for RdsConnection {
             let retry = self.admit(decision, "transaction", None)?;
             return retry.run(|conn| conn.begin_with_options(options)).await;
         }
-        if !self.writer_failed(&failed, &error, never_sent).await {
+        if !self
+            .writer_failed(&failed, Fault::of(&error), never_sent)
+            .await
+        {
             return Err(error);
         }
         match self.inner.failover.request_and_wait().await {
@@ -632,7 +635,8 @@ impl TransactionTrait for RdsConnection {
         let writer_failed = match &outcome {
             Ok(_) => false,
             Err(TransactionError::Connection(error)) => {
-                self.writer_failed(&host, error, never_sent(error)).await
+                self.writer_failed(&host, Fault::of(error), never_sent(error))
+                    .await
             }
             Err(TransactionError::Transaction(_)) => !host.writable(WRITER_CHECK_TIMEOUT).await,
         };

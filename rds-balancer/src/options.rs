@@ -15,7 +15,7 @@ use crate::credentials::CredentialProvider;
 use crate::error::{Error, Result};
 use crate::failover::Failover;
 use crate::health::{HealthOptions, spawn_monitor};
-use crate::pool::{HostFactory, Hosts, Opened, Origin, PoolSet, Role, Template, is_host_down};
+use crate::pool::{HostFactory, Hosts, Opened, Origin, PoolSet, Role, Template, open_or_lazily};
 use crate::route::{Picker, ReaderSelection, Sticky};
 use crate::topology::{EndpointResolver, ReaderFilter, Topology};
 use std::sync::Arc;
@@ -618,28 +618,7 @@ impl RdsConnectionBuilder {
             async move {
                 let opened = match source {
                     HostSource::Connection(conn) => Ok((Opened::handed(conn), None)),
-                    HostSource::Url(url) => match Template::from_url(&url, pool) {
-                        Ok(template) => {
-                            match HostFactory::new(
-                                template.with_tls(tls),
-                                None,
-                                credentials.clone(),
-                            )
-                            .map(|factory| factory.marked(true))
-                            {
-                                Ok(factory) => match factory.open_template(lazy).await {
-                                    Ok(opened) => Ok((opened, None)),
-                                    Err(error) if is_host_down(&error) => factory
-                                        .open_template(true)
-                                        .await
-                                        .map(|opened| (opened, Some(error))),
-                                    Err(error) => Err(error),
-                                },
-                                Err(error) => Err(error),
-                            }
-                        }
-                        Err(error) => Err(error),
-                    },
+                    HostSource::Url(url) => open_reader(&url, pool, tls, credentials, lazy).await,
                 };
                 (opened, name, origin)
             }
@@ -690,6 +669,20 @@ impl RdsConnectionBuilder {
         crate::bluegreen::spawn_monitor(&db);
         Ok(db)
     }
+}
+
+/// Opens the pool of a reader given by URL (lazily when `lazy`); a reader that is down gets a
+/// pool that connects on first use, returned with the error that says it is down.
+async fn open_reader(
+    url: &str,
+    pool: &PoolOptions,
+    tls: &Tls,
+    credentials: &Option<Arc<dyn CredentialProvider>>,
+    lazy: bool,
+) -> Result<(Opened, Option<Error>)> {
+    let template = Template::from_url(url, pool)?.with_tls(tls);
+    let factory = HostFactory::new(template, None, credentials.clone())?.marked(true);
+    open_or_lazily(|retry_lazily| factory.open_template(lazy || retry_lazily)).await
 }
 
 /// The backend of a pool, or `None` for one rds-balancer cannot route (SQLite, mock, or a

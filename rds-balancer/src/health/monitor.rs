@@ -123,15 +123,17 @@ pub(crate) async fn guard_statement<T, E: GuardedError>(
             return (Err(unavailable(host, why)), unsent);
         }
     };
-    let (fault, described) = match &outcome {
-        Ok(_) => (None, None),
-        Err(error) => (error.fault(), Some(error.describe())),
-    };
-    match (described, fault) {
-        (None, _) | (Some(_), Some(Fault::Statement | Fault::ReadOnly)) => health.succeeded(),
-        (Some(described), Some(Fault::Unreachable)) => health.unreachable(host.name(), &described),
-        (Some(_), Some(fault)) if fault.needs_probe() => host.confirm().await,
-        (Some(_), _) => {}
+    // `None`: it succeeded; `Some(None)`: not the driver's error (nothing to learn).
+    let fault = outcome.as_ref().err().map(GuardedError::fault);
+    match fault {
+        None | Some(Some(Fault::Statement | Fault::ReadOnly)) => health.succeeded(),
+        Some(Some(Fault::Unreachable)) => {
+            if let Err(error) = &outcome {
+                health.unreachable(host.name(), &error.describe());
+            }
+        }
+        Some(Some(fault)) if fault.needs_probe() => host.confirm().await,
+        Some(_) => {}
     }
     (outcome, false)
 }

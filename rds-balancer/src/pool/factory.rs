@@ -1,6 +1,7 @@
 //! Opening host pools: a [`Template`]'s settings with a host's address, credentials from the
 //! provider (renewed while the pool lives), and the endpoint resolver in between.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
@@ -38,9 +39,25 @@ impl std::fmt::Debug for HostFactory {
     }
 }
 
+/// Opens a pool with `open(false)`; when that fails only because the host is down
+/// ([`is_host_down`]), opens one that connects on first use (`open(true)`) instead, and returns
+/// it with the error that says the host is down: such a host is not left out but joins
+/// unhealthy, and is probed (with back-off) until it answers.
+pub(crate) async fn open_or_lazily<Fut>(
+    open: impl Fn(bool) -> Fut,
+) -> Result<(Opened, Option<Error>)>
+where
+    Fut: Future<Output = Result<Opened>>,
+{
+    match open(false).await {
+        Ok(opened) => Ok((opened, None)),
+        Err(error) if is_host_down(&error) => Ok((open(true).await?, Some(error))),
+        Err(error) => Err(error),
+    }
+}
+
 /// Whether `error`, from opening a pool, says only that its host is down (unreachable, too
-/// busy, or too slow to answer): such a host is not left out but joins unhealthy, with a pool
-/// that connects on first use, and is probed (with back-off) until it answers.
+/// busy, or too slow to answer).
 pub(crate) fn is_host_down(error: &Error) -> bool {
     match error {
         Error::Connect { source, .. } => matches!(

@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
 pub(crate) use self::acquired::{got_connection, marking, track};
-pub(crate) use self::factory::{HostFactory, Opened, is_host_down};
+pub(crate) use self::factory::{HostFactory, Opened, is_host_down, open_or_lazily};
 pub(crate) use self::host::Role;
 pub(crate) use self::host::{HostPool, InFlight, Origin};
 pub(crate) use self::template::{Template, set_credentials};
@@ -105,13 +105,8 @@ pub(crate) async fn retire(host: Arc<HostPool>, timeout: Duration, closing: Clos
     }
     host.stop_renewal();
     host.health().close().await;
-    let closed = match closed_early {
-        Some(close) => tokio::time::timeout_at(deadline, close).await.is_ok(),
-        None => matches!(
-            tokio::time::timeout_at(deadline, host.conn().close_by_ref()).await,
-            Ok(Ok(()))
-        ),
-    };
+    let close = closed_early.unwrap_or_else(|| close_now(host.conn()));
+    let closed = tokio::time::timeout_at(deadline, close).await.is_ok();
     let retired = Retired {
         still_running,
         closed,

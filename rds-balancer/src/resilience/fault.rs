@@ -19,7 +19,9 @@ use std::io;
 use sea_orm::sqlx::mysql::MySqlDatabaseError;
 use sea_orm::{ConnAcquireErr, DbErr, sqlx};
 
-use super::transient::{io_in_chain, io_is_transient, sqlx_error};
+use super::transient::{
+    io_in_chain, io_is_transient, is_connection_mysql_error, is_connection_sqlstate, sqlx_error,
+};
 use crate::error::ErrorKind;
 
 /// Whose fault an error is, and so what the connection does about it. See the module table.
@@ -134,26 +136,18 @@ pub(crate) fn never_sent(err: &DbErr) -> bool {
 /// | --- | --- | --- |
 /// | `28P01`, `28000` (invalid password, authorization) | Credentials | Statement |
 /// | `53300` (too many connections) | Overloaded | Overloaded |
-/// | `57P01`, `57P02` (admin / crash shutdown) | Unreachable | ConnectionLost |
-/// | `57P03` (cannot connect now) | Unreachable | ConnectionLost |
-/// | class `08` but `08P01` | Unreachable | ConnectionLost |
+/// | the host failures of [`is_connection_sqlstate`] but `08P01`: class `08`, `57P01`, `57P02` (admin / crash shutdown), `57P03` (cannot connect now) | Unreachable | ConnectionLost |
 /// | `08P01` (protocol violation: the message's content) | Unreachable | Statement |
 /// | `25006` (read-only transaction) | Statement | ReadOnly |
 /// | anything else (`40001`, `40P01`, `55P03`, `57014`, `23505`, `22012`, `42601`, ...) | Statement | Statement |
 pub(crate) fn sqlstate(code: &str, phase: Phase) -> Fault {
-    let is_sqlstate = code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric());
-    if !is_sqlstate {
-        return Fault::Statement;
-    }
     match (code, phase) {
         ("28P01" | "28000", Phase::Connecting) => Fault::Credentials,
         ("53300", _) => Fault::Overloaded,
         ("25006", Phase::Running) => Fault::ReadOnly,
         ("08P01", Phase::Running) => Fault::Statement,
-        ("57P01" | "57P02" | "57P03", Phase::Connecting) => Fault::Unreachable,
-        ("57P01" | "57P02" | "57P03", Phase::Running) => Fault::ConnectionLost,
-        (code, Phase::Connecting) if code.starts_with("08") => Fault::Unreachable,
-        (code, Phase::Running) if code.starts_with("08") => Fault::ConnectionLost,
+        (code, Phase::Connecting) if is_connection_sqlstate(code) => Fault::Unreachable,
+        (code, Phase::Running) if is_connection_sqlstate(code) => Fault::ConnectionLost,
         _ => Fault::Statement,
     }
 }
@@ -165,10 +159,7 @@ pub(crate) fn sqlstate(code: &str, phase: Phase) -> Fault {
 /// | 1045 | `ER_ACCESS_DENIED_ERROR` | Credentials | Statement |
 /// | 1040, 1203 | `ER_CON_COUNT_ERROR`, `ER_TOO_MANY_USER_CONNECTIONS` | Overloaded | Overloaded |
 /// | 1290, 1836 | `ER_OPTION_PREVENTS_STATEMENT` (`--read-only`), `ER_READ_ONLY_MODE` | Statement | ReadOnly |
-/// | 1053 | `ER_SERVER_SHUTDOWN` | Unreachable | ConnectionLost |
-/// | 1158-1161 | `ER_NET_READ_ERROR` ... `ER_NET_WRITE_INTERRUPTED` | Unreachable | ConnectionLost |
-/// | 1927 | `ER_CONNECTION_KILLED` (MariaDB) | Unreachable | ConnectionLost |
-/// | 2002, 2003, 2006, 2013 | `CR_CONNECTION_ERROR` ... `CR_SERVER_LOST` | Unreachable | ConnectionLost |
+/// | the host failures of [`is_connection_mysql_error`] (1053, 1158-1161, 1927, 2002, 2003, 2006, 2013) | | Unreachable | ConnectionLost |
 /// | anything else (1205, 1213, 1792, 1969, 3024, 1062, 1064, 1365, ...) | | Statement | Statement |
 ///
 /// 1792 (`ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION`) is always the statement's own: only a
@@ -179,12 +170,8 @@ pub(crate) fn mysql_number(number: u16, phase: Phase) -> Fault {
         (1045, Phase::Connecting) => Fault::Credentials,
         (1040 | 1203, _) => Fault::Overloaded,
         (1290 | 1836, Phase::Running) => Fault::ReadOnly,
-        (1053 | 1158..=1161 | 1927 | 2002 | 2003 | 2006 | 2013, Phase::Connecting) => {
-            Fault::Unreachable
-        }
-        (1053 | 1158..=1161 | 1927 | 2002 | 2003 | 2006 | 2013, Phase::Running) => {
-            Fault::ConnectionLost
-        }
+        (number, Phase::Connecting) if is_connection_mysql_error(number) => Fault::Unreachable,
+        (number, Phase::Running) if is_connection_mysql_error(number) => Fault::ConnectionLost,
         _ => Fault::Statement,
     }
 }

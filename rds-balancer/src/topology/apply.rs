@@ -9,7 +9,8 @@ use super::{Instance, Topology, TopologyChange, diff};
 use crate::connection::RdsConnection;
 use crate::error::{Error, Result};
 use crate::pool::{
-    Closing, HostFactory, HostPool, Hosts, Opened, Origin, Role, is_host_down, retire,
+    Closing, HostFactory, HostPool, Hosts, Opened, Origin, Role, is_host_down, open_or_lazily,
+    retire,
 };
 
 impl RdsConnection {
@@ -268,7 +269,7 @@ impl RdsConnection {
 }
 
 /// Opens a pool to `instance` (which the filter or the diff made sure has an address). With
-/// `or_lazily`, a host that is down ([`is_host_down`]) gets a pool that connects on first use,
+/// `or_lazily`, a host that is down gets a pool that connects on first use ([`open_or_lazily`]),
 /// returned with the error that says it is down.
 async fn open(
     factory: &HostFactory,
@@ -278,13 +279,13 @@ async fn open(
     let (host, port) = instance.address().ok_or(Error::Config(
         "an instance without an endpoint cannot be used".into(),
     ))?;
-    match factory.open(host, port, false).await {
-        Ok(opened) => Ok((opened, None)),
-        Err(error) if or_lazily && is_host_down(&error) => {
-            let opened = factory.open(host, port, true).await?;
-            Ok((opened, Some(error)))
-        }
-        Err(error) => Err(error),
+    if or_lazily {
+        open_or_lazily(|lazy| factory.open(host, port, lazy)).await
+    } else {
+        factory
+            .open(host, port, false)
+            .await
+            .map(|opened| (opened, None))
     }
 }
 
