@@ -92,6 +92,22 @@ async fn write(db: &RdsConnection) -> Write {
     }
 }
 
+/// The failed writes of a run whose writer died with at most one write in flight: that one may
+/// fail, with the typed error (its outcome is unknown); none with a raw driver error, and no
+/// write that was never sent.
+fn assert_only_the_write_in_flight_failed(failures: &[&Write]) {
+    assert!(
+        failures
+            .iter()
+            .all(|w| **w == Write::Failed(Some(ErrorKind::FailoverCompleted))),
+        "{failures:?}"
+    );
+    assert!(
+        failures.len() <= 1,
+        "writes never sent reported as failed: {failures:?}"
+    );
+}
+
 /// After the primary died: the index of the replica that had received the most of its log.
 /// The others can follow it; a replica cannot follow one that received less than itself (the
 /// primary wrote until it died, and the replicas may have got its last writes unevenly).
@@ -225,20 +241,10 @@ async fn writes_follow_a_failover_with_a_typed_error_for_the_write_in_flight(kin
         first_new.saturating_duration_since(promoted),
         first_new.saturating_duration_since(flipped),
     );
-    // A write the server was running when it died failed with the typed error; none with a
-    // raw driver error, none lost silently. One task writes: at most its one write was in
-    // flight (when the kill caught it between writes, or while the pool was checking its
-    // connection, nothing was sent, and the write ran on the new writer).
-    assert!(
-        failures
-            .iter()
-            .all(|w| **w == Write::Failed(Some(ErrorKind::FailoverCompleted))),
-        "{failures:?}"
-    );
-    assert!(
-        failures.len() <= 1,
-        "only the write in flight may fail: {failures:?}"
-    );
+    // One task writes: at most its one write was in flight (when the kill caught it between
+    // writes, or while the pool was checking its connection, nothing was sent, and the write
+    // ran on the new writer).
+    assert_only_the_write_in_flight_failed(&failures);
     // Every write was taken by the old writer until the failover, then by the new one.
     let (before, after): (Vec<&Write>, Vec<&Write>) = {
         let split = log.iter().position(|(_, w)| *w == Write::On(new)).unwrap();
@@ -619,18 +625,9 @@ async fn writes_waiting_for_a_connection_when_the_writer_dies_run_on_the_new_wri
         first_new.saturating_duration_since(promoted),
         log.len()
     );
-    // Only the write that held the one connection can have reached the dying writer: it alone
-    // may report the failover. Every write that waited for the connection ran on the new one.
-    assert!(
-        failures
-            .iter()
-            .all(|w| **w == Write::Failed(Some(ErrorKind::FailoverCompleted))),
-        "{failures:?}"
-    );
-    assert!(
-        failures.len() <= 1,
-        "writes never sent reported as failed: {failures:?}"
-    );
+    // Only the write that held the one connection can have reached the dying writer. Every
+    // write that waited for the connection ran on the new one.
+    assert_only_the_write_in_flight_failed(&failures);
     for task in 0..TASKS {
         let after_kill: Vec<&Write> = log
             .iter()

@@ -17,7 +17,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 use support::health::{
     Readers, fast_builder, host_of, name_of, state_of, until, until_served_by, until_state,
 };
-use support::{Cluster, Kind, backend_tests, port_in, served_by, slow_port_sql, stmt};
+use support::{Cluster, Kind, backend_tests, port_in, served_by, setup_in, slow_port_sql, stmt};
 
 backend_tests!(
     a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted,
@@ -286,15 +286,8 @@ async fn a_reader_down_at_start_is_known_and_takes_reads_once_it_answers(kind: K
 async fn a_reader_killed_under_steady_reads_costs_no_read_over_a_second(kind: Kind) {
     // This test kills a node: it has a cluster of its own.
     let cluster = Cluster::start(kind, 2);
-    cluster.create_database("health_stall");
     // Default health settings (probes every 5 s, 3 failures, 30 s to get a connection).
-    let mut builder = rds_balancer::RdsConnection::builder()
-        .writer(cluster.writer_url("health_stall"))
-        .sqlx_logging(false);
-    for url in cluster.reader_urls("health_stall") {
-        builder = builder.reader(url);
-    }
-    let db = builder.build().await.unwrap();
+    let db = setup_in(&cluster, "health_stall").await;
     let replicas = cluster.replicas();
     let (victim, survivor) = (replicas[0], replicas[1]);
 
@@ -334,16 +327,9 @@ async fn a_reader_killed_under_steady_reads_costs_no_read_over_a_second(kind: Ki
 async fn a_reader_killed_while_idle_costs_its_next_read_under_a_second(kind: Kind) {
     // This test kills a node: it has a cluster of its own.
     let cluster = Cluster::start(kind, 2);
-    cluster.create_database("health_idle");
     // Default health settings: the next probe of the monitor is up to 5 s away, and the pool
     // would retry the refused connection silently for its 30 s acquire timeout.
-    let mut builder = rds_balancer::RdsConnection::builder()
-        .writer(cluster.writer_url("health_idle"))
-        .sqlx_logging(false);
-    for url in cluster.reader_urls("health_idle") {
-        builder = builder.reader(url);
-    }
-    let db = builder.build().await.unwrap();
+    let db = setup_in(&cluster, "health_idle").await;
     let replicas = cluster.replicas();
     let (victim, survivor) = (replicas[0], replicas[1]);
     // Both readers have served (their pools hold idle connections), then nothing runs.

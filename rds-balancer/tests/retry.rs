@@ -7,7 +7,6 @@
 mod support;
 
 use std::net::TcpListener;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -16,12 +15,11 @@ use rds_balancer::{
     BreakerError, BreakerOptions, BreakerState, CircuitBreaker, RetryPolicy, is_circuit_open,
     is_transient, retry,
 };
-use sea_orm::sqlx::mysql::MySqlDatabaseError;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    IsolationLevel, RuntimeErr, SqlErr, TransactionError, TransactionTrait,
+    IsolationLevel, SqlErr, TransactionError, TransactionTrait,
 };
-use support::{Cluster, Kind, MYSQL_PASSWORD, MYSQL_USER, backend_tests, sleep_call};
+use support::{Cluster, Kind, MYSQL_PASSWORD, MYSQL_USER, backend_tests, error_code, sleep_call};
 use tokio::sync::{Barrier, Mutex};
 
 backend_tests!(
@@ -49,22 +47,6 @@ async fn connect(cluster: &Cluster, db: &str) -> DatabaseConnection {
 fn database(cluster: &Cluster, name: &str, schema: &str) {
     cluster.create_database(name);
     cluster.admin(name, schema);
-}
-
-/// The code of a database error, however SeaORM wrapped it: the SQLSTATE on PostgreSQL, the
-/// error number on MySQL (whose SQLSTATEs are too coarse: 1205 is `HY000`).
-fn error_code(err: &DbErr) -> Option<String> {
-    let (DbErr::Exec(RuntimeErr::SqlxError(e))
-    | DbErr::Query(RuntimeErr::SqlxError(e))
-    | DbErr::Conn(RuntimeErr::SqlxError(e))) = err
-    else {
-        return None;
-    };
-    let db = e.deref().as_database_error()?;
-    match db.try_downcast_ref::<MySqlDatabaseError>() {
-        Some(mysql) => Some(mysql.number().to_string()),
-        None => Some(db.code()?.into_owned()),
-    }
 }
 
 /// A URL of the cluster's kind for a loopback port nothing listens on (bound, then released).

@@ -17,9 +17,8 @@ use std::time::Duration;
 use rds_balancer::{
     BalancerOptions, ErrorKind, HealthState, Instance, RdsConnection, Route, Topology, with_route,
 };
-use sea_orm::sqlx::mysql::MySqlDatabaseError;
 use sea_orm::{AccessMode, ConnectionTrait, DbErr, RuntimeErr, TransactionError, TransactionTrait};
-use support::{Cluster, Kind, backend_tests, stmt};
+use support::{Cluster, Kind, backend_tests, error_code, stmt};
 
 backend_tests!(
     bad_statements_get_the_database_error_and_blame_no_host,
@@ -164,25 +163,15 @@ fn corpus(kind: Kind) -> Vec<Bad> {
     }
 }
 
-/// The database's code for `err`: SQLSTATE (PostgreSQL), error number (MySQL), or `io` for a
-/// connection the server closed; `None` when it is not the database's error.
+/// The database's code for `err` ([`error_code`]), or `io` for a connection the server closed;
+/// `None` when it is not the database's error.
 fn db_code(err: &DbErr) -> Option<String> {
-    let (DbErr::Exec(RuntimeErr::SqlxError(e))
-    | DbErr::Query(RuntimeErr::SqlxError(e))
-    | DbErr::Conn(RuntimeErr::SqlxError(e))) = err
-    else {
-        return None;
-    };
-    match e.as_ref() {
-        sea_orm::sqlx::Error::Database(db) => {
-            Some(match db.try_downcast_ref::<MySqlDatabaseError>() {
-                Some(mysql) => mysql.number().to_string(),
-                None => db.code()?.into_owned(),
-            })
-        }
-        sea_orm::sqlx::Error::Io(_) => Some("io".into()),
-        _ => None,
-    }
+    let closed = matches!(
+        err,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))
+            if matches!(**e, sea_orm::sqlx::Error::Io(_))
+    );
+    error_code(err).or_else(|| closed.then(|| "io".to_owned()))
 }
 
 /// Issues `bad` once and returns its error (panics when it succeeds).

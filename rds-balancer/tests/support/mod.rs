@@ -22,7 +22,8 @@ pub use self::backend::{
 
 use rds_balancer::RdsConnection;
 use rds_balancer_testkit::PgCluster;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::sqlx::mysql::MySqlDatabaseError;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, RuntimeErr, Statement};
 
 /// The PostgreSQL cluster shared by the tests of this binary. Tests that stop, pause or promote
 /// nodes start their own.
@@ -59,6 +60,22 @@ pub async fn setup_in(cluster: &Cluster, name: &str) -> RdsConnection {
         builder = builder.reader(url);
     }
     builder.build().await.expect("connect")
+}
+
+/// The code of a database error, however SeaORM wrapped it: the SQLSTATE on PostgreSQL, the
+/// error number on MySQL (whose SQLSTATEs are too coarse: 1205 is `HY000`).
+pub fn error_code(err: &DbErr) -> Option<String> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))
+    | DbErr::Conn(RuntimeErr::SqlxError(e))) = err
+    else {
+        return None;
+    };
+    let db = e.as_database_error()?;
+    match db.try_downcast_ref::<MySqlDatabaseError>() {
+        Some(mysql) => Some(mysql.number().to_string()),
+        None => Some(db.code()?.into_owned()),
+    }
 }
 
 /// A raw statement for `db`'s backend.
