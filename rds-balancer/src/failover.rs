@@ -1,4 +1,4 @@
-//! Writer failover (design.md section 4): statements that see the writer fail ask for a
+//! Writer failover: statements that see the writer fail ask for a
 //! failover and wait for its outcome; the balancer, told so, refreshes the topology at a high
 //! rate until a writer that accepts writes is confirmed, or gives up after the failover timeout.
 

@@ -5,6 +5,7 @@ mod aws;
 mod bluegreen;
 mod budget;
 mod classify;
+mod cluster;
 mod connection;
 mod credentials;
 mod error;
@@ -14,7 +15,7 @@ mod options;
 mod pool;
 mod resilience;
 mod route;
-mod shutdown;
+mod settings;
 mod topology;
 
 pub use self::bluegreen::{
@@ -22,6 +23,7 @@ pub use self::bluegreen::{
     BlueGreenStatus,
 };
 pub use self::classify::{Classifier, Explanation, Reason, Target, classify, explain};
+pub use self::cluster::ShutdownReport;
 pub use self::connection::{RdsConnection, RdsStream};
 pub use self::credentials::{CredentialProvider, Credentials, Endpoint, Secret};
 #[cfg(feature = "rds-api")]
@@ -29,14 +31,13 @@ pub use self::credentials::{IamAuth, IamAuthBuilder};
 #[cfg(feature = "secrets-manager")]
 pub use self::credentials::{RdsSecret, SecretsManagerAuth, SecretsManagerAuthBuilder};
 pub use self::error::{Error, ErrorKind, Result};
-pub use self::health::{HealthSnapshot, HealthState, HostHealthSnapshot};
+pub use self::health::{HealthSnapshot, HealthState, HostHealthSnapshot, HostRole};
 pub use self::options::{RdsConnectionBuilder, SslMode};
 pub use self::resilience::{
     AsDbErr, BreakerError, BreakerOptions, BreakerState, CircuitBreaker, RetryPolicy,
     is_circuit_open, is_transient, retry,
 };
 pub use self::route::{ReaderSelection, Route, current_route, with_route};
-pub use self::shutdown::ShutdownReport;
 pub use self::topology::{
     AVAILABLE, BalancerOptions, ClusterViewSource, ClusterViewSourceBuilder, EndpointResolver,
     Instance, IntoRdsConnection, RdsReplicaBalancer, Topology, TopologyChange, TopologySource,

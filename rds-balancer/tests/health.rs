@@ -10,8 +10,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rds_balancer::{
-    BalancerOptions, ErrorKind, HealthState, Instance, RdsConnectionBuilder, Topology,
-    TopologyChange,
+    BalancerOptions, BreakerState, ErrorKind, HealthState, HostRole, Instance,
+    RdsConnectionBuilder, Topology, TopologyChange,
 };
 use sea_orm::{ConnectionTrait, DbErr};
 use support::health::{
@@ -64,7 +64,7 @@ async fn a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted(k
         "the killed reader to be unhealthy, its breaker open",
         || {
             let now = host_of(&db, &victim_name);
-            let out = now.state == HealthState::Unhealthy && now.breaker == "open";
+            let out = now.state == HealthState::Unhealthy && now.breaker == BreakerState::Open;
             host = Some(now);
             out
         },
@@ -200,13 +200,13 @@ async fn the_health_snapshot_describes_every_host(kind: Kind) {
     let mut expected = vec![name_of(cluster.writer_port())];
     expected.extend(cluster.reader_ports().into_iter().map(name_of));
     assert_eq!(names, expected, "the writer first, then the readers");
-    assert_eq!(health.hosts[0].role, "writer");
+    assert_eq!(health.hosts[0].role, HostRole::Writer);
     for host in &health.hosts[1..] {
-        assert_eq!(host.role, "reader", "{host:?}");
+        assert_eq!(host.role, HostRole::Reader, "{host:?}");
     }
     for host in &health.hosts {
         assert_eq!(host.state, HealthState::Healthy, "{host:?}");
-        assert_eq!(host.breaker, "closed");
+        assert_eq!(host.breaker, BreakerState::Closed);
         assert_eq!(host.consecutive_failures, 0);
         assert_eq!(host.in_flight, 0);
         assert!(host.pool_size >= 1, "{host:?}");

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rds_balancer::{ErrorKind, HealthState, RdsConnectionBuilder};
+use rds_balancer::{BreakerState, ErrorKind, HealthState, RdsConnectionBuilder};
 use rds_balancer_testkit::FaultProxy;
 use sea_orm::{ConnectionTrait, DbErr};
 use support::health::{
@@ -141,7 +141,7 @@ async fn a_partitioned_reader_mid_query_is_cut_short_then_rejoins_when_restored(
     assert!(took < Duration::from_millis(3500), "{took:?}");
     let host = host_of(&db, &name);
     assert_eq!(host.state, HealthState::Unhealthy, "{host:?}");
-    assert_ne!(host.breaker, "closed", "{host:?}");
+    assert_ne!(host.breaker, BreakerState::Closed, "{host:?}");
     assert!(host.consecutive_failures >= 2, "{host:?}");
     assert!(host.last_error.is_some(), "{host:?}");
     // Out of scheduling, and no fallback: reads are refused at once, not sent into the partition.
@@ -158,7 +158,7 @@ async fn a_partitioned_reader_mid_query_is_cut_short_then_rejoins_when_restored(
     proxy.restore();
     let back = until_state(&db, &name, HealthState::Healthy).await;
     let host = host_of(&db, &name);
-    assert_eq!(host.breaker, "closed", "{host:?}");
+    assert_eq!(host.breaker, BreakerState::Closed, "{host:?}");
     assert_eq!(host.consecutive_failures, 0, "{host:?}");
     let reads = until_served_by(&db, replica.port()).await;
     eprintln!("restored reader healthy again after {back:?}, took a read {reads:?} later");
@@ -289,7 +289,7 @@ async fn a_slow_link_makes_a_reader_degraded_until_it_is_fast_again(kind: Kind) 
     let degraded = until_state(&db, &name, HealthState::Degraded).await;
     let host = host_of(&db, &name);
     eprintln!("slow reader degraded after {degraded:?}: {host:?}");
-    assert_eq!(host.breaker, "closed", "{host:?}");
+    assert_eq!(host.breaker, BreakerState::Closed, "{host:?}");
     assert_eq!(host.consecutive_failures, 0, "{host:?}");
     let slow = host.latency_ms.unwrap();
     assert!(slow > degraded_latency.as_secs_f64() * 1000.0, "{host:?}");
@@ -303,7 +303,7 @@ async fn a_slow_link_makes_a_reader_degraded_until_it_is_fast_again(kind: Kind) 
     let healthy = until_state(&db, &name, HealthState::Healthy).await;
     let host = host_of(&db, &name);
     eprintln!("reader healthy again {healthy:?} after its link was fast again: {host:?}");
-    assert_eq!(host.breaker, "closed", "{host:?}");
+    assert_eq!(host.breaker, BreakerState::Closed, "{host:?}");
     assert!(
         host.latency_ms
             .is_some_and(|ms| ms <= degraded_latency.as_secs_f64() * 1000.0),
@@ -351,7 +351,7 @@ async fn a_reader_refusing_connections_is_invisible_to_callers_and_comes_back(ki
         "refusing reader unhealthy {unhealthy:?} after the reset ({:?} after refusing): {host:?}",
         down.elapsed()
     );
-    assert_ne!(host.breaker, "closed", "{host:?}");
+    assert_ne!(host.breaker, BreakerState::Closed, "{host:?}");
     assert!(host.last_error.is_some(), "{host:?}");
     // Reads go on, on the other reader.
     let before = readers.served_by(direct.port());

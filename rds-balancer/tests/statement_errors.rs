@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rds_balancer::{
-    BalancerOptions, ErrorKind, HealthState, Instance, RdsConnection, Route, Topology, with_route,
+    BalancerOptions, BreakerState, ErrorKind, HealthState, Instance, RdsConnection, Route,
+    Topology, with_route,
 };
 use sea_orm::{AccessMode, ConnectionTrait, DbErr, RuntimeErr, TransactionError, TransactionTrait};
 use support::{Cluster, Kind, backend_tests, error_code, stmt};
@@ -212,7 +213,7 @@ fn assert_no_host_blamed(db: &RdsConnection, after: &str) {
     for host in &health.hosts {
         assert!(
             host.state != HealthState::Unhealthy
-                && host.breaker == "closed"
+                && host.breaker == BreakerState::Closed
                 && host.consecutive_failures == 0,
             "after {after}: host {} blamed: {health:#?}",
             host.name

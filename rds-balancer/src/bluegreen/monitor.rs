@@ -9,27 +9,24 @@ use std::time::Duration;
 
 use super::metadata::{self, Flavour};
 use super::{BlueGreen, BlueGreenEndpoint, BlueGreenPhase, BlueGreenRole, reroute};
-use crate::connection::RdsConnection;
+use crate::cluster::Cluster;
 use crate::health::ProbeConn;
 use crate::pool::close_one_idle;
 
-/// Starts the monitor of `db`'s blue/green deployment, if blue/green support is on. It stops
-/// with the connection (shutdown, or the last handle dropped).
-pub(crate) fn spawn_monitor(db: &RdsConnection) {
-    let inner = db.inner();
-    let Some(bg) = inner.blue_green.clone() else {
+/// Starts the monitor of `cluster`'s blue/green deployment, if blue/green support is on. It
+/// stops with the cluster (shutdown, or the last handle to the connection dropped).
+pub(crate) fn spawn_monitor(cluster: &Arc<Cluster>) {
+    let Some(bg) = cluster.blue_green().cloned() else {
         return;
     };
-    let weak = db.downgrade();
-    let stopping = inner.stopping.clone();
-    inner.tasks.spawn(async move {
+    let db = Arc::clone(cluster);
+    // Stopped between two steps only: a move to green or back, once begun, is completed.
+    let stopping = cluster.lifecycle().child_token();
+    cluster.lifecycle().spawn(async move {
         let mut reader = Reader::default();
         // Hosts moved to green, to move back on a rollback.
         let mut moved: Option<Vec<reroute::Moved>> = None;
         loop {
-            let Some(db) = RdsConnection::upgrade(&weak) else {
-                return;
-            };
             let read = tokio::select! {
                 () = stopping.cancelled() => return,
                 read = reader.read(&db, &bg) => read,
@@ -71,7 +68,6 @@ pub(crate) fn spawn_monitor(db: &RdsConnection) {
                     bg.observe_unreadable(Instant::now());
                 }
             }
-            drop(db);
             if let Some(endpoints) = bg.wants_recording() {
                 bg.record(resolve_all(&bg, endpoints).await);
             } else if let Some(endpoints) = bg.wants_dns() {
@@ -98,7 +94,7 @@ impl Reader {
     /// `Ok(None)`: the server has no blue/green metadata.
     async fn read(
         &mut self,
-        db: &RdsConnection,
+        db: &Cluster,
         bg: &BlueGreen,
     ) -> Result<Option<metadata::Status>, String> {
         let timeout = bg.options.query_timeout;
@@ -108,7 +104,7 @@ impl Reader {
                 Err(_) => self.conn = None,
             }
         }
-        let writer = Arc::clone(&db.inner().pools.load().writer);
+        let writer = Arc::clone(&db.hosts().writer);
         let greens = bg.recorded_addresses(BlueGreenRole::Target);
         let mut last = String::new();
         for at in std::iter::once(None).chain(greens.iter().map(|a| Some(*a))) {
@@ -161,8 +157,8 @@ async fn read_with(
 
 /// Closes the idle connections of every pool: AWS cuts the connections to blue when the
 /// switchover is in progress; what statements held back run on afterwards is opened afresh.
-async fn close_idle(db: &RdsConnection) {
-    let hosts = db.inner().pools.load_full();
+async fn close_idle(db: &Cluster) {
+    let hosts = db.hosts();
     for host in std::iter::once(&hosts.writer).chain(&hosts.readers) {
         while close_one_idle(host.conn()).await {}
     }

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::{BlueGreen, BlueGreenEndpoint, BlueGreenRole};
-use crate::connection::RdsConnection;
+use crate::cluster::Cluster;
 use crate::credentials::Endpoint;
 use crate::error::Result;
-use crate::pool::{Closing, Hosts, Origin, retire};
+use crate::pool::{Hosts, Origin};
 
 /// A host moved to green: where it dialled before, to go back on a rollback.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ fn green_target(
 }
 
 /// Moves every host that dials a blue endpoint to its green node; returns the hosts moved.
-pub(crate) async fn to_green(db: &RdsConnection, bg: &BlueGreen) -> Result<Vec<Moved>> {
+pub(crate) async fn to_green(cluster: &Cluster, bg: &BlueGreen) -> Result<Vec<Moved>> {
     let recorded = bg.recorded();
     let plan = |dial: &(String, u16)| {
         green_target(bg, &recorded, dial).map(|(blue, green)| {
@@ -71,12 +71,12 @@ pub(crate) async fn to_green(db: &RdsConnection, bg: &BlueGreen) -> Result<Vec<M
             )
         })
     };
-    swap(db, plan).await
+    swap(cluster, plan).await
 }
 
 /// Moves the hosts `moved` back to the addresses they dialled before (a rollback).
-pub(crate) async fn back(db: &RdsConnection, moved: &[Moved]) -> Result<Vec<Moved>> {
-    let hosts = db.inner().pools.load_full();
+pub(crate) async fn back(cluster: &Cluster, moved: &[Moved]) -> Result<Vec<Moved>> {
+    let hosts = cluster.hosts();
     // Each moved host by the address it dials now (a pool of its own, under its name).
     let now: Vec<((String, u16), &Moved)> = moved
         .iter()
@@ -88,7 +88,7 @@ pub(crate) async fn back(db: &RdsConnection, moved: &[Moved]) -> Result<Vec<Move
                 .map(|dial| (dial, m))
         })
         .collect();
-    swap(db, |dial| {
+    swap(cluster, |dial| {
         now.iter()
             .find(|(d, _)| d == dial)
             .map(|(_, m)| (m.endpoint.clone(), m.back_to.clone()))
@@ -97,18 +97,17 @@ pub(crate) async fn back(db: &RdsConnection, moved: &[Moved]) -> Result<Vec<Move
 }
 
 /// Replaces each host for which `plan` (given its dialled address) names an endpoint and a new
-/// address by a pool to that address, under the same name and role; the old pools are drained
-/// and closed (a pool the application handed over is left open).
+/// address by a pool to that address, under the same name and role, in one step; the old pools
+/// are drained and closed (a pool the application handed over is left open).
 async fn swap(
-    db: &RdsConnection,
+    cluster: &Cluster,
     plan: impl Fn(&(String, u16)) -> Option<(Endpoint, (String, u16))>,
 ) -> Result<Vec<Moved>> {
-    let factory = db.host_factory()?;
-    let inner = db.inner();
-    let applied = inner.applied.lock().await;
-    let hosts = inner.pools.load_full();
+    let factory = cluster.factory()?;
+    let turn = cluster.changing().await?;
+    let hosts = turn.hosts();
     let mut moved = Vec::new();
-    let mut leaving = Vec::new();
+    let mut opened = Vec::new();
     let mut next = Vec::with_capacity(hosts.readers.len() + 1);
     for host in std::iter::once(&hosts.writer).chain(&hosts.readers) {
         let target = host
@@ -119,21 +118,16 @@ async fn swap(
             continue;
         };
         match factory.open_at(endpoint.clone(), (&to.0, to.1)).await {
-            Ok(opened) => {
+            Ok(pool) => {
                 tracing::info!(host = %host.name(), from = ?dial, to = ?to, "blue/green: host moved to green");
-                next.push(opened.into_host(
-                    host.name(),
-                    host.role(),
-                    Origin::Discovered,
-                    &inner.health,
-                    &inner.tasks,
-                ));
+                let new = cluster.host(pool, host.name(), host.role(), Origin::Discovered);
+                next.push(Arc::clone(&new));
+                opened.push(new);
                 moved.push(Moved {
                     name: host.name().into(),
                     back_to: dial,
                     endpoint,
                 });
-                leaving.push(Arc::clone(host));
             }
             Err(error) => {
                 tracing::warn!(host = %host.name(), to = ?to, %error, "blue/green: could not open the green node; host kept");
@@ -141,26 +135,17 @@ async fn swap(
             }
         }
     }
-    publish(db, next);
-    drop(applied);
-    for host in leaving {
-        inner
-            .tasks
-            .spawn(retire(host, inner.drain_timeout, Closing::Opened));
-    }
+    let writer = next.remove(0);
+    turn.commit(
+        Hosts {
+            writer,
+            readers: next,
+        },
+        opened,
+        None,
+        |_| {},
+    )?;
     Ok(moved)
-}
-
-/// Publishes `hosts` (the writer first) as the connection's hosts.
-fn publish(db: &RdsConnection, mut hosts: Vec<Arc<crate::pool::HostPool>>) {
-    if hosts.is_empty() {
-        return;
-    }
-    let writer = hosts.remove(0);
-    db.inner().pools.publish(Hosts {
-        writer,
-        readers: hosts,
-    });
 }
 
 #[cfg(test)]

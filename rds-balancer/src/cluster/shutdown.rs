@@ -1,16 +1,24 @@
 //! Graceful shutdown: refuse new work, let in-flight work finish, close every pool.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-use crate::connection::RdsConnection;
+use super::Cluster;
 use crate::pool::{Closing, HostPool, retire};
 
-/// What [`RdsConnection::shutdown`] achieved.
+/// What [`RdsConnection::shutdown`](crate::RdsConnection::shutdown) achieved.
+///
+/// ```no_run
+/// # async fn demo(db: rds_balancer::RdsConnection) {
+/// let report: rds_balancer::ShutdownReport = db.shutdown(std::time::Duration::from_secs(30)).await;
+/// if !report.drained {
+///     eprintln!("{} statements cut short after {:?}", report.abandoned, report.elapsed);
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
@@ -24,31 +32,23 @@ pub struct ShutdownReport {
     pub elapsed: Duration,
 }
 
-impl RdsConnection {
-    /// Shuts down gracefully: from now on every new statement or transaction on this connection
-    /// (and all its clones) fails with [`ErrorKind::ShuttingDown`](crate::ErrorKind::ShuttingDown);
-    /// statements, streams and transactions already running may finish within `timeout`; then
-    /// every pool is closed, including pools you handed to the builder.
-    ///
-    /// Calling it again is harmless.
-    ///
-    /// ```no_run
-    /// # async fn demo(db: rds_balancer::RdsConnection) {
-    /// let report = db.shutdown(std::time::Duration::from_secs(30)).await;
-    /// assert!(report.drained, "{} statements were cut short", report.abandoned);
-    /// # }
-    /// ```
-    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+impl Cluster {
+    /// Refuses new work, stops the background tasks, lets the work in flight finish within
+    /// `timeout`, then closes every pool (those handed over included). Never waits past
+    /// `timeout`: a change to the hosts still opening pools (a host that does not answer) is
+    /// not waited for; it finds the cluster closing, publishes nothing and closes what it
+    /// opened.
+    pub(crate) async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         let start = Instant::now();
         let deadline = start + timeout;
-        self.inner().closing.store(true, Ordering::SeqCst);
-        self.inner().stopping.cancel();
+        self.closing.store(true, Ordering::SeqCst);
+        self.lifecycle.stop();
         // Polling stops: a failover in progress will not complete.
-        self.inner().failover.stop_following();
-        // Wait for a topology change being applied: it publishes its hosts before releasing the
-        // lock, and the next one sees `closing` and stops, so the snapshot below is final.
-        drop(self.inner().applied.lock().await);
-        let hosts = self.inner().pools.load_full();
+        self.failover.stop_following();
+        // A change publishing its hosts holds the record: once it is free, no change publishes
+        // any more (each checks `closing` first), so the snapshot below is final.
+        drop(self.record());
+        let hosts = self.pools.load_full();
         let all: Vec<Arc<HostPool>> = std::iter::once(&hosts.writer)
             .chain(&hosts.readers)
             .cloned()
@@ -63,8 +63,8 @@ impl RdsConnection {
         .await;
         let abandoned: usize = retired.iter().map(|r| r.still_running).sum();
         // Hosts that left service earlier may still be draining.
-        self.inner().tasks.close();
-        let retired_in_time = tokio::time::timeout(left(deadline), self.inner().tasks.wait())
+        self.lifecycle.close();
+        let retired_in_time = tokio::time::timeout(left(deadline), self.lifecycle.wait())
             .await
             .is_ok();
         let closed_in_time = retired_in_time && retired.iter().all(|r| r.closed);
@@ -79,37 +79,5 @@ impl RdsConnection {
             tracing::warn!(abandoned, elapsed = ?report.elapsed, "rds-balancer shut down before all work finished");
         }
         report
-    }
-
-    /// Installs SIGTERM and SIGINT (Ctrl-C) handlers now, and returns a future that, once either
-    /// signal arrives, runs [`shutdown`](Self::shutdown) with `timeout`.
-    ///
-    /// Call it inside a tokio runtime (the handlers need its I/O driver); spawn or await the
-    /// future. The handlers replace the default action of those signals for the whole process
-    /// (the process no longer exits on them by itself): exit once the future completes.
-    ///
-    /// ```no_run
-    /// # async fn demo(db: rds_balancer::RdsConnection) -> std::io::Result<()> {
-    /// let on_signal = db.shutdown_on_signal(std::time::Duration::from_secs(30))?;
-    /// let report = on_signal.await;
-    /// # let _ = report; Ok(()) }
-    /// ```
-    #[cfg(unix)]
-    pub fn shutdown_on_signal(
-        &self,
-        timeout: Duration,
-    ) -> std::io::Result<impl Future<Output = ShutdownReport> + Send + 'static> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let db = self.clone();
-        Ok(async move {
-            let name = tokio::select! {
-                _ = terminate.recv() => "SIGTERM",
-                _ = interrupt.recv() => "SIGINT",
-            };
-            tracing::info!(signal = name, "signal received");
-            db.shutdown(timeout).await
-        })
     }
 }

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::{CredentialProvider, Credentials, Endpoint};
+use crate::cluster::Lifecycle;
 use crate::pool::set_credentials;
 
 /// How long after a failed renewal the next attempt comes.
@@ -43,9 +43,10 @@ impl std::fmt::Debug for Renewal {
 }
 
 impl Renewal {
-    /// Starts renewing `pool`'s credentials (first given: `first`) on `tasks`.
+    /// Starts renewing `pool`'s credentials (first given: `first`) until stopped, or until
+    /// `lifecycle` stops.
     pub(crate) fn start(
-        tasks: &TaskTracker,
+        lifecycle: &Lifecycle,
         provider: Arc<dyn CredentialProvider>,
         endpoint: Endpoint,
         pool: DatabaseConnection,
@@ -56,11 +57,11 @@ impl Renewal {
             endpoint,
             now: Notify::new(),
             renewed: watch::Sender::new(0),
-            stop: CancellationToken::new(),
+            stop: lifecycle.child_token(),
         });
         let task = Arc::clone(&renewal);
         let expires_at = first.expires_at;
-        tasks.spawn(async move { task.run(pool, expires_at).await });
+        lifecycle.spawn(async move { task.run(pool, expires_at).await });
         renewal
     }
 

@@ -1,4 +1,4 @@
-//! Host health (design.md section 4): every host's state from probes and from the errors its
+//! Host health: every host's state from probes and from the errors its
 //! statements return, a circuit breaker per host that keeps an unhealthy reader out of
 //! scheduling until a probe succeeds, the periodic health monitor, enhanced failure monitoring
 //! of long statements, and the serialisable [`HealthSnapshot`].
@@ -13,7 +13,7 @@ use std::time::Duration;
 pub(crate) use self::host::HostHealth;
 pub(crate) use self::monitor::{GuardedError, guard_statement, spawn_monitor};
 pub(crate) use self::probe::{ProbeConn, ProbeError};
-pub use self::snapshot::{HealthSnapshot, HealthState, HostHealthSnapshot};
+pub use self::snapshot::{HealthSnapshot, HealthState, HostHealthSnapshot, HostRole};
 
 /// How hosts are watched. Set through the [builder](crate::RdsConnectionBuilder).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use sea_orm::{DbErr, TransactionError};
 
 use super::HealthOptions;
-use crate::connection::RdsConnection;
+use crate::cluster::Cluster;
 use crate::error::{Error, ErrorKind};
 use crate::pool::{HostPool, got_connection, track};
 use crate::resilience::{Fault, Summary};
@@ -145,43 +145,30 @@ fn unavailable<E: GuardedError>(host: &HostPool, why: &'static str) -> E {
     })
 }
 
-/// Starts the health monitor of `db`: every `check_interval`, each host in service is probed,
-/// concurrently. With the periodic probes off (`check_interval` `None`), it still probes the
-/// unhealthy hosts every `failure_detection_interval`, which is how they come back. It stops
-/// when the connection shuts down or every handle to it is dropped (it holds none itself).
-pub(crate) fn spawn_monitor(db: &RdsConnection) {
-    let inner = db.inner();
-    let options = inner.health;
+/// Starts the health monitor of `cluster`: every `check_interval`, each host in service is
+/// probed, concurrently. With the periodic probes off (`check_interval` `None`), it still probes
+/// the unhealthy hosts every `failure_detection_interval`, which is how they come back. It stops
+/// with the cluster (shutdown, or the last handle to the connection dropped).
+pub(crate) fn spawn_monitor(cluster: &Arc<Cluster>) {
+    let options = *cluster.health_options();
     let interval = options
         .check_interval
         .unwrap_or(options.failure_detection_interval);
     let everyone = options.check_interval.is_some();
-    let weak = db.downgrade();
-    let stopping = inner.stopping.clone();
-    inner.tasks.spawn(async move {
+    let cluster_ = Arc::clone(cluster);
+    cluster.lifecycle().spawn_until_stopped(async move {
+        let cluster = cluster_;
         loop {
-            tokio::select! {
-                () = stopping.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
-            let Some(db) = RdsConnection::upgrade(&weak) else {
-                return;
-            };
-            let hosts = db.inner().pools.load_full();
-            drop(db);
+            tokio::time::sleep(interval).await;
+            let hosts = cluster.hosts();
             let probes = std::iter::once(&hosts.writer)
                 .chain(&hosts.readers)
                 .filter(|host| everyone || !host.health().is_schedulable())
                 .map(|host| host.probe(interval / 2));
-            tokio::select! {
-                () = stopping.cancelled() => return,
-                _ = join_all(probes) => {}
-            }
+            join_all(probes).await;
             // A writer found dead is a failover to follow, even with no statement failing on it.
-            if !hosts.writer.health().is_schedulable()
-                && let Some(db) = RdsConnection::upgrade(&weak)
-            {
-                db.inner().failover.request();
+            if !hosts.writer.health().is_schedulable() {
+                cluster.failover().request();
             }
         }
     });

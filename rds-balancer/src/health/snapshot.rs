@@ -5,8 +5,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::connection::RdsConnection;
-use crate::pool::{HostPool, occupancy};
+use crate::pool::{HostPool, Hosts, Role, occupancy};
 use crate::resilience::BreakerState;
 
 /// How a host is doing.
@@ -23,6 +22,37 @@ pub enum HealthState {
     Unhealthy,
 }
 
+/// A host's role in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HostRole {
+    /// The host that takes writes.
+    Writer,
+    /// A read replica.
+    Reader,
+}
+
+impl From<Role> for HostRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Writer => HostRole::Writer,
+            Role::Reader => HostRole::Reader,
+        }
+    }
+}
+
+/// Serialised as `"closed"`, `"open"` or `"half_open"`.
+impl Serialize for BreakerState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        })
+    }
+}
+
 /// One host's health, as of the moment [`RdsConnection::health`](crate::RdsConnection::health)
 /// was called.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -31,12 +61,12 @@ pub struct HostHealthSnapshot {
     /// The host's name: its instance identifier, `host:port`, or `writer` / `reader-N` for a
     /// pool handed over to the builder.
     pub name: String,
-    /// `"writer"` or `"reader"`.
-    pub role: &'static str,
+    /// Writer or reader.
+    pub role: HostRole,
     /// Its state.
     pub state: HealthState,
-    /// Its circuit breaker: `"closed"`, `"open"` or `"half_open"`.
-    pub breaker: &'static str,
+    /// Its circuit breaker.
+    pub breaker: BreakerState,
     /// The round trip of its last successful probe, in milliseconds (`None` before the first).
     pub latency_ms: Option<f64>,
     /// Failed probes and statement network errors in a row.
@@ -60,7 +90,7 @@ pub struct HostHealthSnapshot {
 /// # async fn demo(db: rds_balancer::RdsConnection) {
 /// let health = db.health();
 /// for host in &health.hosts {
-///     println!("{} ({}) is {:?}, {} in flight", host.name, host.role, host.state, host.in_flight);
+///     println!("{} ({:?}) is {:?}, {} in flight", host.name, host.role, host.state, host.in_flight);
 /// }
 /// # }
 /// ```
@@ -73,19 +103,9 @@ pub struct HealthSnapshot {
     pub hosts: Vec<HostHealthSnapshot>,
 }
 
-impl RdsConnection {
-    /// Every host's health now: state, breaker, probe latency, failures, in-flight work and
-    /// pool occupancy. Cheap (no I/O); serialisable for a health endpoint.
-    ///
-    /// ```no_run
-    /// # async fn demo(db: rds_balancer::RdsConnection) {
-    /// let health = db.health();
-    /// let unhealthy = health.hosts.iter().filter(|h| h.state == rds_balancer::HealthState::Unhealthy);
-    /// println!("{} unhealthy host(s)", unhealthy.count());
-    /// # }
-    /// ```
-    pub fn health(&self) -> HealthSnapshot {
-        let hosts = self.inner().pools.load_full();
+impl HealthSnapshot {
+    /// The health of `hosts` now (no I/O).
+    pub(crate) fn of(hosts: &Hosts) -> Self {
         HealthSnapshot {
             taken_at: SystemTime::now(),
             hosts: std::iter::once(&hosts.writer)
@@ -104,13 +124,9 @@ fn host_snapshot(host: &HostPool) -> HostHealthSnapshot {
         .saturating_sub(pool_idle);
     HostHealthSnapshot {
         name: host.name().to_owned(),
-        role: host.role().as_str(),
+        role: host.role().into(),
         state: health.state(),
-        breaker: match health.breaker_state() {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        },
+        breaker: health.breaker_state(),
         latency_ms: health.latency().map(|l| l.as_secs_f64() * 1000.0),
         consecutive_failures: health.consecutive_failures(),
         last_error: health.last_error(),

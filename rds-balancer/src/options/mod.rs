@@ -1,26 +1,27 @@
 //! [`RdsConnectionBuilder`]: the hosts, pool options and routing options of an
-//! [`RdsConnection`].
+//! [`RdsConnection`](crate::RdsConnection).
 
-use std::sync::atomic::AtomicBool;
+mod build;
+mod health;
+mod pool;
+
+pub use self::pool::SslMode;
+pub(crate) use self::pool::{PoolOptions, Tls};
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
-use sea_orm::{DatabaseBackend, DatabaseConnection, DatabaseConnectionType};
+use sea_orm::DatabaseConnection;
 
-use crate::bluegreen::{BlueGreen, BlueGreenOptions};
-use crate::budget::Budget;
+use crate::bluegreen::BlueGreenOptions;
 use crate::classify::Classifier;
-use crate::connection::{Inner, RdsConnection};
+#[cfg(doc)]
+use crate::connection::RdsConnection;
 use crate::credentials::CredentialProvider;
-use crate::error::{Error, Result};
-use crate::failover::Failover;
-use crate::health::{HealthOptions, spawn_monitor};
-use crate::pool::{HostFactory, Hosts, Opened, Origin, PoolSet, Role, Template, open_or_lazily};
-use crate::route::{Picker, ReaderSelection, Sticky};
-use crate::topology::{EndpointResolver, ReaderFilter, Topology};
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use crate::health::HealthOptions;
+use crate::pool::Origin;
+use crate::route::ReaderSelection;
+use crate::topology::{EndpointResolver, ReaderFilter};
 
 /// Where a host's pool comes from.
 enum HostSource {
@@ -57,103 +58,6 @@ pub(crate) fn endpoint_of(url: &str) -> String {
             _ => "<no host>".to_owned(),
         },
         Err(_) => "<unparsable url>".to_owned(),
-    }
-}
-
-/// Pool settings applied to every pool the builder opens (named as in SeaORM's
-/// [`ConnectOptions`]).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PoolOptions {
-    max_connections: Option<u32>,
-    pub(crate) min_connections: Option<u32>,
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) acquire_timeout: Option<Duration>,
-    idle_timeout: Option<Duration>,
-    max_lifetime: Option<Duration>,
-    pub(crate) sqlx_logging: Option<bool>,
-}
-
-impl PoolOptions {
-    /// sqlx pool settings with these values (named as in SeaORM, which maps `connect_timeout`
-    /// to the pool's acquire timeout too), marking when a statement gets its connection.
-    pub(crate) fn sqlx<DB: sea_orm::sqlx::Database>(&self) -> sea_orm::sqlx::pool::PoolOptions<DB> {
-        let mut options = sea_orm::sqlx::pool::PoolOptions::new();
-        if let Some(v) = self.max_connections {
-            options = options.max_connections(v);
-        }
-        if let Some(v) = self.min_connections {
-            options = options.min_connections(v);
-        }
-        if let Some(v) = self.connect_timeout {
-            options = options.acquire_timeout(v);
-        }
-        if let Some(v) = self.acquire_timeout {
-            options = options.acquire_timeout(v);
-        }
-        if let Some(v) = self.idle_timeout {
-            options = options.idle_timeout(v);
-        }
-        if let Some(v) = self.max_lifetime {
-            options = options.max_lifetime(v);
-        }
-        crate::pool::marking(options)
-    }
-}
-
-/// TLS to the database, as given to the builder (on top of the URL's `sslmode`).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Tls {
-    pub(crate) mode: Option<SslMode>,
-    pub(crate) root_cert: Option<std::path::PathBuf>,
-}
-
-/// Whether and how connections use TLS (PostgreSQL's `sslmode` names; MySQL's equivalents).
-///
-/// ```
-/// use rds_balancer::{RdsConnection, SslMode};
-///
-/// let builder = RdsConnection::builder()
-///     .writer("postgres://app@app.cluster-abc.us-east-1.rds.amazonaws.com/app")
-///     .ssl_mode(SslMode::VerifyFull)
-///     .ssl_root_cert("/etc/ssl/rds/global-bundle.pem");
-/// # let _ = builder;
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SslMode {
-    /// No TLS.
-    Disable,
-    /// TLS when the server offers it, without verifying the certificate.
-    Prefer,
-    /// TLS always, without verifying the certificate.
-    Require,
-    /// TLS, with the certificate checked against the root certificate(s).
-    VerifyCa,
-    /// TLS, with the certificate checked and the host name matched: what RDS should use.
-    VerifyFull,
-}
-
-impl SslMode {
-    pub(crate) fn postgres(self) -> sea_orm::sqlx::postgres::PgSslMode {
-        use sea_orm::sqlx::postgres::PgSslMode;
-        match self {
-            SslMode::Disable => PgSslMode::Disable,
-            SslMode::Prefer => PgSslMode::Prefer,
-            SslMode::Require => PgSslMode::Require,
-            SslMode::VerifyCa => PgSslMode::VerifyCa,
-            SslMode::VerifyFull => PgSslMode::VerifyFull,
-        }
-    }
-
-    pub(crate) fn mysql(self) -> sea_orm::sqlx::mysql::MySqlSslMode {
-        use sea_orm::sqlx::mysql::MySqlSslMode;
-        match self {
-            SslMode::Disable => MySqlSslMode::Disabled,
-            SslMode::Prefer => MySqlSslMode::Preferred,
-            SslMode::Require => MySqlSslMode::Required,
-            SslMode::VerifyCa => MySqlSslMode::VerifyCa,
-            SslMode::VerifyFull => MySqlSslMode::VerifyIdentity,
-        }
     }
 }
 
@@ -315,9 +219,11 @@ impl RdsConnectionBuilder {
         self
     }
 
-    /// Whether sqlx logs every statement. Default: SeaORM's (on).
+    /// Whether sqlx logs every statement it runs, with its SQL text (at `INFO`, slow ones at
+    /// `WARN`). Statements carry user data: leave it off in production. Default: off (SeaORM's
+    /// default is on).
     pub fn sqlx_logging(mut self, value: bool) -> Self {
-        self.pool.sqlx_logging = Some(value);
+        self.pool.sqlx_logging = value;
         self
     }
 
@@ -434,55 +340,6 @@ impl RdsConnectionBuilder {
         self
     }
 
-    /// How often every host is probed (`SELECT 1` on a connection of its own, outside its pool)
-    /// to keep its health current. `None` stops probing healthy hosts: failures are then found
-    /// by statements' errors and enhanced failure monitoring only, and unhealthy hosts are still
-    /// probed every [`failure_detection_interval`](Self::failure_detection_interval) so that
-    /// they come back. Default: 5 s.
-    pub fn health_check_interval(mut self, value: Option<Duration>) -> Self {
-        self.health.check_interval = value;
-        self
-    }
-
-    /// A probe round trip above this makes a host
-    /// [`Degraded`](crate::HealthState::Degraded) (it still takes statements). Default: 500 ms.
-    pub fn degraded_latency(mut self, value: Duration) -> Self {
-        self.health.degraded_latency = value;
-        self
-    }
-
-    /// Enhanced failure monitoring: while a statement runs longer than
-    /// [`failure_detection_time`](Self::failure_detection_time), its host is probed every
-    /// [`failure_detection_interval`](Self::failure_detection_interval) on a separate
-    /// connection; after [`failure_detection_count`](Self::failure_detection_count) failures in
-    /// a row the host is marked unhealthy and its statements fail with
-    /// [`ErrorKind::HostUnavailable`](crate::ErrorKind::HostUnavailable) instead of hanging.
-    /// Default: on.
-    pub fn enhanced_failure_monitoring(mut self, value: bool) -> Self {
-        self.health.failure_detection = value;
-        self
-    }
-
-    /// How long a statement runs before its host is probed. Default: 30 s.
-    pub fn failure_detection_time(mut self, value: Duration) -> Self {
-        self.health.failure_detection_time = value;
-        self
-    }
-
-    /// The time between two probes of a host; also each probe's time limit and how long an
-    /// unhealthy host waits before the probe that may bring it back. Default: 5 s.
-    pub fn failure_detection_interval(mut self, value: Duration) -> Self {
-        self.health.failure_detection_interval = value;
-        self
-    }
-
-    /// Failures in a row (probes, or statements failing with network errors) that make a host
-    /// unhealthy. Default: 3.
-    pub fn failure_detection_count(mut self, value: u32) -> Self {
-        self.health.failure_detection_count = value.max(1);
-        self
-    }
-
     /// TLS for every pool the builder (or a topology) opens, over the URL's `sslmode`.
     /// Default: the URL's (PostgreSQL's default is `prefer`: use `VerifyFull` with RDS).
     pub fn ssl_mode(mut self, mode: SslMode) -> Self {
@@ -538,220 +395,5 @@ impl RdsConnectionBuilder {
     pub fn connect_lazy(mut self, value: bool) -> Self {
         self.lazy = value;
         self
-    }
-
-    /// Opens the pools and returns the connection.
-    ///
-    /// The writer must be reachable, or this fails with
-    /// [`ErrorKind::Connect`](crate::ErrorKind::Connect). A reader that cannot be reached does
-    /// not stop the application from starting: it joins as unhealthy (in
-    /// [`RdsConnection::health`]), is probed with back-off, and takes reads once it answers;
-    /// meanwhile reads go to the other readers (or follow
-    /// [`fallback_to_writer`](Self::fallback_to_writer)).
-    pub async fn build(self) -> Result<RdsConnection> {
-        let writer = self.writer.ok_or(Error::Config(
-            "no writer: call `writer(url)` or `writer_connection(db)`".into(),
-        ))?;
-        if self.max_total_connections.is_some()
-            && self.pool.min_connections.is_some_and(|min| min > 0)
-        {
-            return Err(Error::Config(
-                "max_total_connections needs min_connections(0): pools kept warm would hold \
-                 connections outside the budget"
-                    .into(),
-            ));
-        }
-        let budget = self.max_total_connections.map(|limit| {
-            let wait = self.pool.acquire_timeout.or(self.pool.connect_timeout);
-            Arc::new(Budget::new(limit, wait.unwrap_or(Duration::from_secs(30))))
-        });
-        let blue_green = self
-            .blue_green
-            .map(|options| Arc::new(BlueGreen::new(options, self.endpoint_resolver.clone())));
-        let tasks = TaskTracker::new();
-        let writer_name = writer.name("writer");
-        let writer_origin = writer.origin();
-        let (opened, factory) = match writer {
-            HostSource::Url(url) => {
-                let template = Template::from_url(&url, &self.pool)?.with_tls(&self.tls);
-                let factory = HostFactory::new(
-                    template,
-                    self.endpoint_resolver.clone(),
-                    self.credentials.clone(),
-                )?
-                .with_blue_green(blue_green.clone())
-                .marked(true);
-                (factory.open_template(self.lazy).await?, Some(factory))
-            }
-            HostSource::Connection(conn) => {
-                let factory = match Template::from_connection(&conn) {
-                    Some(template) => Some(
-                        HostFactory::new(
-                            template.with_tls(&self.tls),
-                            self.endpoint_resolver.clone(),
-                            self.credentials.clone(),
-                        )?
-                        .with_blue_green(blue_green.clone()),
-                    ),
-                    None => None,
-                };
-                (Opened::handed(conn), factory)
-            }
-        };
-        let backend = backend_of(opened.conn()).ok_or(Error::Config(
-            "the writer is not a PostgreSQL or MySQL connection (rds-balancer supports those two)"
-                .into(),
-        ))?;
-        let writer = opened.into_host(
-            writer_name,
-            Role::Writer,
-            writer_origin,
-            &self.health,
-            &tasks,
-        );
-
-        let opened = join_all(self.readers.into_iter().enumerate().map(|(i, source)| {
-            let name = source.name(&format!("reader-{}", i + 1));
-            let origin = source.origin();
-            let (pool, tls, credentials, lazy) =
-                (&self.pool, &self.tls, &self.credentials, self.lazy);
-            async move {
-                let opened = match source {
-                    HostSource::Connection(conn) => Ok((Opened::handed(conn), None)),
-                    HostSource::Url(url) => open_reader(&url, pool, tls, credentials, lazy).await,
-                };
-                (opened, name, origin)
-            }
-        }))
-        .await;
-        let mut readers = Vec::with_capacity(opened.len());
-        for (result, name, origin) in opened {
-            match result {
-                Ok((opened, _)) if backend_of(opened.conn()) != Some(backend) => {
-                    return Err(Error::Config(
-                        format!("reader {name} is not the same kind of database as the writer")
-                            .into(),
-                    ));
-                }
-                Ok((opened, down)) => {
-                    let reader = opened.into_host(name, Role::Reader, origin, &self.health, &tasks);
-                    if let Some(error) = down {
-                        reader.down_from_the_start(&error);
-                    }
-                    readers.push(reader);
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        tracing::info!(writer = %writer.name(), readers = readers.len(), "rds-balancer connected");
-        let db = RdsConnection::from_inner(Inner {
-            backend,
-            home_writer: arc_swap::ArcSwap::new(Arc::clone(&writer)),
-            pools: PoolSet::new(Hosts { writer, readers }),
-            picker: Picker::new(self.reader_selection),
-            fallback_to_writer: self.fallback_to_writer,
-            sticky: Sticky::new(self.read_your_writes),
-            classifier: self.classifier,
-            closing: AtomicBool::new(false),
-            tasks,
-            stopping: CancellationToken::new(),
-            factory,
-            applied: tokio::sync::Mutex::new(Topology::default()),
-            filter: self.filter,
-            keep_existing_write_host: self.keep_existing_write_host,
-            drain_timeout: self.drain_timeout,
-            health: self.health,
-            failover: Failover::default(),
-            budget,
-            blue_green,
-        });
-        spawn_monitor(&db);
-        crate::bluegreen::spawn_monitor(&db);
-        Ok(db)
-    }
-}
-
-/// Opens the pool of a reader given by URL (lazily when `lazy`); a reader that is down gets a
-/// pool that connects on first use, returned with the error that says it is down.
-async fn open_reader(
-    url: &str,
-    pool: &PoolOptions,
-    tls: &Tls,
-    credentials: &Option<Arc<dyn CredentialProvider>>,
-    lazy: bool,
-) -> Result<(Opened, Option<Error>)> {
-    let template = Template::from_url(url, pool)?.with_tls(tls);
-    let factory = HostFactory::new(template, None, credentials.clone())?.marked(true);
-    open_or_lazily(|retry_lazily| factory.open_template(lazy || retry_lazily)).await
-}
-
-/// The backend of a pool, or `None` for one rds-balancer cannot route (SQLite, mock, or a
-/// `Disconnected` placeholder, on which SeaORM's own `get_database_backend` would panic).
-fn backend_of(conn: &DatabaseConnection) -> Option<DatabaseBackend> {
-    match conn.inner {
-        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => Some(DatabaseBackend::Postgres),
-        DatabaseConnectionType::SqlxMySqlPoolConnection(_) => Some(DatabaseBackend::MySql),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_never_show_credentials() {
-        assert_eq!(
-            endpoint_of("postgres://app:s3cret@db.example.com:5433/app"),
-            "db.example.com:5433"
-        );
-        assert_eq!(endpoint_of("mysql://root:pw@127.0.0.1/test"), "127.0.0.1");
-        assert_eq!(endpoint_of("not a url s3cret"), "<unparsable url>");
-        let builder = RdsConnection::builder()
-            .writer("postgres://app:s3cret@w.example.com:5432/app")
-            .reader("postgres://app:s3cret@r.example.com:5432/app");
-        let debug = format!("{builder:?}");
-        assert!(!debug.contains("s3cret"), "{debug}");
-        assert!(debug.contains("r.example.com:5432"), "{debug}");
-    }
-
-    #[tokio::test]
-    async fn a_disconnected_writer_is_a_config_error_not_a_panic() {
-        let err = RdsConnection::builder()
-            .writer_connection(DatabaseConnection::default())
-            .build()
-            .await
-            .expect_err("disconnected");
-        assert_eq!(err.kind(), crate::ErrorKind::Config);
-    }
-
-    #[tokio::test]
-    async fn a_writer_on_a_unix_socket_cannot_follow_a_topology() {
-        use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-        let options = PgConnectOptions::new().socket("/nonexistent/socket/dir");
-        let pool = PgPoolOptions::new().connect_lazy_with(options);
-        let db = RdsConnection::builder()
-            .writer_connection(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(
-                pool,
-            ))
-            .build()
-            .await
-            .expect("a lazy pool connects nothing");
-        let err = db
-            .apply_topology(&Topology::new(vec![
-                crate::Instance::writer("w").with_endpoint("127.0.0.1", 5432),
-            ]))
-            .await
-            .expect_err("no host to replace");
-        assert_eq!(err.kind(), crate::ErrorKind::Config);
-    }
-
-    #[tokio::test]
-    async fn building_without_a_writer_is_a_config_error() {
-        let err = RdsConnection::builder()
-            .build()
-            .await
-            .expect_err("no writer");
-        assert_eq!(err.kind(), crate::ErrorKind::Config);
     }
 }

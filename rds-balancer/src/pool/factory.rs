@@ -5,11 +5,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
-use tokio_util::task::TaskTracker;
 
 use super::template::Template;
 use super::{HostPool, Origin, Role};
 use crate::bluegreen::{BlueGreen, Dial};
+use crate::cluster::Lifecycle;
 use crate::credentials::{CredentialProvider, Credentials, Endpoint, Renewal};
 use crate::error::{Error, Result};
 use crate::health::HealthOptions;
@@ -90,17 +90,18 @@ impl Opened {
         &self.conn
     }
 
-    /// The host in service, its credentials renewed on `tasks` while it lives.
+    /// The host in service, its credentials renewed until it leaves service or `lifecycle`
+    /// stops.
     pub(crate) fn into_host(
         self,
         name: impl Into<Arc<str>>,
         role: Role,
         origin: Origin,
         health: &HealthOptions,
-        tasks: &TaskTracker,
+        lifecycle: &Lifecycle,
     ) -> Arc<HostPool> {
         let renewal = self.credentials.map(|(provider, endpoint, first)| {
-            Renewal::start(tasks, provider, endpoint, self.conn.clone(), &first)
+            Renewal::start(lifecycle, provider, endpoint, self.conn.clone(), &first)
         });
         HostPool::new(name, role, origin, self.conn, health, renewal, self.marked)
     }

@@ -47,14 +47,14 @@ impl Template {
         let template = match scheme {
             "postgres" | "postgresql" => {
                 let mut connect: PgConnectOptions = url.parse().map_err(invalid)?;
-                if pool.sqlx_logging == Some(false) {
+                if !pool.sqlx_logging {
                     connect = connect.disable_statement_logging();
                 }
                 Template::Postgres(connect, pool.sqlx())
             }
             "mysql" | "mariadb" => {
                 let mut connect: MySqlConnectOptions = url.parse().map_err(invalid)?;
-                if pool.sqlx_logging == Some(false) {
+                if !pool.sqlx_logging {
                     connect = connect.disable_statement_logging();
                 }
                 Template::MySql(connect, pool.sqlx())

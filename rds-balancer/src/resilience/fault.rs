@@ -1,5 +1,4 @@
-//! Whose fault an error is: the statement's own, or its host's (design.md section 4, "Whose
-//! fault"). One pure function, [`Fault::of`], decides it for every error a statement or a probe
+//! Whose fault an error is: the statement's own, or its host's. One pure function, [`Fault::of`], decides it for every error a statement or a probe
 //! can return, from PostgreSQL's SQLSTATE, MySQL / MariaDB's error number, the driver's I/O
 //! error, and the moment it happened (while connecting, or while the statement ran).
 //!

@@ -1,5 +1,5 @@
-//! Rules 2 to 4 of the routing contract (design.md section 2), and read-your-writes, free of
-//! I/O.
+//! Rules 2 to 4 of the routing contract (see the crate documentation), and read-your-writes,
+//! free of I/O.
 //!
 //! Rule 1 (a transaction keeps its host) holds by construction: a transaction is the chosen
 //! host's own `DatabaseTransaction`. Rule 6 (which reader) is the [`Picker`](super::Picker)'s.

@@ -1,6 +1,6 @@
 //! Cluster topology: the model ([`Topology`], [`Instance`]), where it comes from
 //! ([`TopologySource`]), and the pure diff that turns one topology into changes to the hosts in
-//! use (design.md section 3).
+//! use.
 //!
 //! Following the live cluster (the RDS API and cluster-view sources, the polling controller)
 //! builds on these pieces.
@@ -15,6 +15,7 @@ mod rds_api;
 mod resolver;
 mod source;
 
+pub(crate) use self::apply::{apply, forget};
 pub use self::balancer::{
     BalancerOptions, IntoRdsConnection, RdsReplicaBalancer, attach_rds_replica_balancer, connect,
 };

@@ -1,0 +1,266 @@
+//! Failure recovery: what happens when a statement's host fails under it. Whose fault an error
+//! is decides ([`Fault`]); a statement's own error is returned unchanged, a read runs again
+//! elsewhere, a statement for a failed writer waits for the failover, and a write whose outcome
+//! is unknown is never replayed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionError,
+    TransactionOptions, TransactionTrait,
+};
+
+use super::RdsConnection;
+use super::router::Routed;
+use crate::error::Error;
+use crate::failover::Outcome;
+use crate::pool::{HostPool, Role};
+use crate::resilience::{Fault, Summary, never_sent};
+use crate::route::Route;
+
+/// How long a writer suspected of failing has to show it still accepts writes.
+const WRITER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl RdsConnection {
+    /// Holds the caller back while a blue/green switchover is in progress.
+    pub(super) async fn before_statement(&self) -> Result<(), Error> {
+        match self.cluster().blue_green() {
+            Some(bg) => bg.wait_if_switching().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Runs one statement, and hides what it safely can of a failing host. Whose fault an
+    /// error is decides ([`Fault`]): a statement's own error returns unchanged, whatever host
+    /// it ran on. Otherwise:
+    /// - a statement whose connection was refused its credentials (a rotated password) runs
+    ///   once more after the credential provider gave new ones (it was never sent);
+    /// - a read whose reader could not be reached, lost its connection, was cut short because
+    ///   the reader was found dead, or could not get a connection in time, runs once more on
+    ///   another healthy host (reads have no side effects);
+    /// - a statement that never got a connection because the writer was replaced meanwhile runs
+    ///   on the writer in service;
+    /// - while a balancer follows the cluster, a statement for a writer known to be down waits
+    ///   for the failover and then runs on the new writer; one that was sent when the writer
+    ///   really failed (unreachable, a lost connection its probe confirmed, or a read-only
+    ///   refusal from a writer that no longer accepts writes) waits for it too, then a read runs
+    ///   once more, a write fails with [`Error::FailoverCompleted`] (never replayed: its outcome
+    ///   is unknown), and one that never reached the writer runs; a failover that gives up fails
+    ///   them with [`Error::FailoverFailed`].
+    pub(super) async fn statement<T>(
+        &self,
+        stmt: Statement,
+        op: impl AsyncFn(&DatabaseConnection, Statement) -> Result<T, DbErr>,
+    ) -> Result<T, DbErr> {
+        self.before_statement().await?;
+        let routed = self.before_writer(self.route(&stmt.sql)?).await?;
+        let read = self.is_read(routed.decision, &stmt.sql);
+        let result = self.attempt(routed, read, stmt, op).await;
+        if !read {
+            // Sent or not, succeeded or not: the task's next reads go to the writer.
+            self.router().wrote();
+        }
+        result
+    }
+
+    /// [`statement`](Self::statement) once routed: runs it, and again where that is safe.
+    async fn attempt<T>(
+        &self,
+        routed: Routed,
+        read: bool,
+        stmt: Statement,
+        op: impl AsyncFn(&DatabaseConnection, Statement) -> Result<T, DbErr>,
+    ) -> Result<T, DbErr> {
+        let decision = routed.decision;
+        let failover = self.cluster().failover();
+        // The first attempt consumes the statement: keep a copy when it may run again (a read,
+        // or anything for a writer that may fail over).
+        let again = (read
+            || (routed.host().role() == Role::Writer && failover.is_followed())
+            || routed.host().renewal().is_some())
+        .then(|| stmt.clone());
+        let error = match routed.run(|conn| op(conn, stmt)).await {
+            Err(error) => error,
+            done => return done,
+        };
+        let failed = Arc::clone(routed.host());
+        let never_sent = never_sent(&error) || routed.unsent();
+        drop(routed);
+        let fault = Fault::of(&error);
+        let Some(again) = again else {
+            return Err(error);
+        };
+        match failed.role() {
+            // The credentials were refused (rotated): new ones, then the statement, never sent,
+            // runs with them.
+            _ if fault == Fault::Credentials => match failed.renewal() {
+                Some(renewal) if renewal.rejected().await => {
+                    let retry = self.admit(decision, "statement", None)?;
+                    retry.run(|conn| op(conn, again)).await
+                }
+                _ => Err(error),
+            },
+            // A read may run anywhere: on another host when this one failed, was cut short, could
+            // not give a connection in time (it may only be busy) or left service.
+            Role::Reader
+                if never_sent
+                    || matches!(
+                        fault,
+                        Fault::Unreachable | Fault::ConnectionLost | Fault::PoolTimeout
+                    ) =>
+            {
+                match self.admit(decision, "statement", Some(&failed)) {
+                    Ok(retry) if !Arc::ptr_eq(retry.host(), &failed) => {
+                        tracing::info!(failed = %failed.name(), host = %retry.host().name(), error = %Summary(&error), "read failed on its host; retried on another");
+                        retry.run(|conn| op(conn, again)).await
+                    }
+                    _ => Err(error),
+                }
+            }
+            Role::Reader => Err(error),
+            Role::Writer if never_sent && !self.cluster().is_current_writer(&failed) => {
+                // The writer was replaced (its pool closed) while the statement waited for a
+                // connection: never sent, it runs on the writer in service.
+                let retry = self.admit(decision, "statement", None)?;
+                retry.run(|conn| op(conn, again)).await
+            }
+            Role::Writer => {
+                if !self.writer_failed(&failed, fault, never_sent).await {
+                    // The writer still takes writes: the error is the statement's own.
+                    return Err(error);
+                }
+                match failover.request_and_wait().await {
+                    None => Err(error),
+                    Some((Outcome::Completed, _)) if read || never_sent => {
+                        let retry = self.admit(decision, "statement", Some(&failed))?;
+                        tracing::info!(host = %retry.host().name(), error = %Summary(&error), "statement failed with the writer; run again after the failover");
+                        retry.run(|conn| op(conn, again)).await
+                    }
+                    Some((Outcome::Completed, _)) => {
+                        tracing::warn!(error = %Summary(&error), "write failed with the writer; not replayed");
+                        Err(Error::FailoverCompleted { source: error }.into())
+                    }
+                    Some((Outcome::Failed, timeout)) => Err(Error::FailoverFailed(timeout).into()),
+                }
+            }
+        }
+    }
+
+    /// Whether `host`, a writer, failed under a statement whose error was `fault`: confirmed,
+    /// never guessed. Unreachable: yes (the statement's guard already took it out). A lost
+    /// connection or a pool timeout: the guard probed the host before the error came back; yes
+    /// if the probe failed. A read-only refusal: the host is asked whether it accepts writes; a
+    /// writer that does (a read-only transaction, `default_transaction_read_only`, MySQL's 1290
+    /// for another option) refused the statement itself. A statement that never got a
+    /// connection while a failover runs or the writer is out: yes. Anything else is the
+    /// statement's own.
+    async fn writer_failed(&self, host: &HostPool, fault: Fault, never_sent: bool) -> bool {
+        let failed = match fault {
+            Fault::Unreachable => true,
+            Fault::ConnectionLost | Fault::PoolTimeout => !host.health().is_schedulable(),
+            Fault::ReadOnly => !host.writable(WRITER_CHECK_TIMEOUT).await,
+            Fault::Statement | Fault::Credentials | Fault::Overloaded | Fault::PoolClosed => false,
+        };
+        failed
+            || (never_sent
+                && (self.cluster().failover().is_running() || !host.health().is_schedulable()))
+    }
+
+    /// When `routed` is for a writer known to be down and a balancer follows the cluster, waits
+    /// for the failover and routes again, to the new writer; otherwise returns `routed` as is.
+    pub(super) async fn before_writer(&self, routed: Routed) -> Result<Routed, Error> {
+        let host = routed.host();
+        let failover = self.cluster().failover();
+        if host.role() != Role::Writer || host.health().is_schedulable() || !failover.is_followed()
+        {
+            return Ok(routed);
+        }
+        let (decision, operation) = (routed.decision, routed.operation);
+        drop(routed);
+        match failover.request_and_wait().await {
+            Some((Outcome::Failed, timeout)) => Err(Error::FailoverFailed(timeout)),
+            _ => self.admit(decision, operation, None),
+        }
+    }
+
+    /// Opens a transaction (`BEGIN` changes nothing: when the writer fails under it, it runs
+    /// again after the failover).
+    pub(super) async fn begin(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.before_statement().await?;
+        let (routed, options) = self.route_transaction(options)?;
+        let routed = self.before_writer(routed).await?;
+        if routed.decision.route == Route::Writer {
+            // Its commit is out of sight (SeaORM's own transaction): from its start.
+            self.router().wrote();
+        }
+        let error = match routed.run(|conn| conn.begin_with_options(options)).await {
+            Err(error) if routed.host().role() == Role::Writer => error,
+            done => return done,
+        };
+        let (decision, failed) = (routed.decision, Arc::clone(routed.host()));
+        let never_sent = never_sent(&error) || routed.unsent();
+        drop(routed);
+        if never_sent && !self.cluster().is_current_writer(&failed) {
+            // The writer was replaced while `BEGIN` waited for a connection.
+            let retry = self.admit(decision, "transaction", None)?;
+            return retry.run(|conn| conn.begin_with_options(options)).await;
+        }
+        if !self
+            .writer_failed(&failed, Fault::of(&error), never_sent)
+            .await
+        {
+            return Err(error);
+        }
+        match self.cluster().failover().request_and_wait().await {
+            None => Err(error),
+            Some((Outcome::Completed, _)) => {
+                let retry = self.admit(decision, "transaction", None)?;
+                retry.run(|conn| conn.begin_with_options(options)).await
+            }
+            Some((Outcome::Failed, timeout)) => Err(Error::FailoverFailed(timeout).into()),
+        }
+    }
+
+    /// The outcome of a transaction run through `transaction(..)` on `host`, typed: when the
+    /// writer failed under it (the driver's error, or the callback's own error while the
+    /// writer no longer accepts writes), it waits for the failover and its resolution is
+    /// unknown ([`Error::TransactionResolutionUnknown`]), or the failover failed.
+    pub(super) async fn after_transaction<T, E>(
+        &self,
+        host: &HostPool,
+        outcome: Result<T, TransactionError<E>>,
+    ) -> Result<T, TransactionError<E>> {
+        let failover = self.cluster().failover();
+        if host.role() != Role::Writer || !failover.is_followed() {
+            return outcome;
+        }
+        let writer_failed = match &outcome {
+            Ok(_) => false,
+            Err(TransactionError::Connection(error)) => {
+                self.writer_failed(host, Fault::of(error), never_sent(error))
+                    .await
+            }
+            Err(TransactionError::Transaction(_)) => !host.writable(WRITER_CHECK_TIMEOUT).await,
+        };
+        if !writer_failed {
+            return outcome;
+        }
+        let source = match &outcome {
+            Err(TransactionError::Connection(error)) => Some(error.clone()),
+            _ => {
+                tracing::warn!("the transaction's callback failed as the writer did");
+                None
+            }
+        };
+        let error = match failover.request_and_wait().await {
+            None => return outcome,
+            Some((Outcome::Completed, _)) => Error::TransactionResolutionUnknown { source },
+            Some((Outcome::Failed, timeout)) => Error::FailoverFailed(timeout),
+        };
+        Err(TransactionError::Connection(error.into()))
+    }
+}
