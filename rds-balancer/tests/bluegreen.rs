@@ -137,6 +137,17 @@ struct Load {
 }
 
 impl Load {
+    /// Waits until `n` more statements have ended (served or failed), so that a phase is driven
+    /// under load; fails the test after 20 s.
+    async fn progress(&self, n: usize) {
+        let target = self.samples.lock().unwrap().len() + n;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.samples.lock().unwrap().len() < target {
+            assert!(Instant::now() < deadline, "the load stalled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stops the tasks; every statement they ran.
     async fn finish(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
@@ -209,9 +220,9 @@ async fn traffic_rides_through_a_switchover_and_lands_on_green(kind: Kind) {
     );
 
     let load = load(&db, &blue, 2, 2);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.progress(20).await;
     drive(&db, &deployment, BlueGreenStatus::SwitchoverInitiated).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.progress(20).await;
     drive(&db, &deployment, BlueGreenStatus::SwitchoverInProgress).await;
     // When statements began to be held.
     let in_progress = db
@@ -232,9 +243,9 @@ async fn traffic_rides_through_a_switchover_and_lands_on_green(kind: Kind) {
         BlueGreenStatus::SwitchoverInPostProcessing,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.progress(20).await;
     drive(&db, &deployment, BlueGreenStatus::SwitchoverCompleted).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.progress(20).await;
     let samples = load.finish().await;
     let failed: Vec<&Sample> = samples.iter().filter(|s| s.outcome.is_err()).collect();
     assert!(

@@ -20,7 +20,7 @@ use sea_orm::{ConnectionTrait, DbErr, RuntimeErr, Statement, TransactionError, T
 use support::health::{DEADLINE, POLL, fast_builder};
 use support::{
     Cluster, Kind, Node, backend_tests, from_another_task, node_admin, port_in, port_of, served_by,
-    sleep_call, stmt,
+    sleep_call, stmt, wait_running,
 };
 
 backend_tests!(
@@ -207,7 +207,12 @@ async fn writes_follow_a_failover_with_a_typed_error_for_the_write_in_flight(kin
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The writer dies under load: once the task's writes are flowing.
+    let deadline = Instant::now() + DEADLINE;
+    while log.lock().unwrap().len() < 5 {
+        assert!(Instant::now() < deadline, "the writes never started");
+        tokio::time::sleep(POLL).await;
+    }
 
     cluster.wait_replicated();
     let killed = Instant::now();
@@ -325,7 +330,8 @@ async fn a_transaction_cut_by_a_failover_has_an_unknown_resolution_and_reads_ret
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The writer dies in the middle of the transaction: once the writer says its sleep runs.
+    wait_running(&cluster, "failover_txn", &sleep_call(kind, "2"), 1).await;
     cluster.primary().kill();
     cluster.promote(0);
     rds.failover("fot", &ids[1]).unwrap();

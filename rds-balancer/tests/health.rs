@@ -17,7 +17,10 @@ use sea_orm::{ConnectionTrait, DbErr};
 use support::health::{
     Readers, fast_builder, host_of, name_of, state_of, until, until_served_by, until_state,
 };
-use support::{Cluster, Kind, backend_tests, port_in, served_by, setup_in, slow_port_sql, stmt};
+use support::{
+    Cluster, Kind, backend_tests, port_in, served_by, setup_in, sleep_call, slow_port_sql, stmt,
+    wait_running,
+};
 
 backend_tests!(
     a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted,
@@ -51,7 +54,10 @@ async fn a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted(k
 
     // Steady reads from four workers, counting what callers see.
     let readers = Readers::start(&db, cluster.port_sql());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until(&db, "the steady reads to reach both replicas", || {
+        readers.served_by(victim.port()) > 0 && readers.served_by(survivor.port()) > 0
+    })
+    .await;
 
     let killed = Instant::now();
     victim.kill();
@@ -77,7 +83,12 @@ async fn a_killed_reader_is_invisible_to_callers_and_comes_back_when_restarted(k
     for _ in 0..20 {
         assert_eq!(served_by(&db).await, survivor.port());
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The steady readers go on meanwhile, served by the survivor.
+    let served = readers.served_by(survivor.port());
+    until(&db, "the steady reads to go on on the survivor", || {
+        readers.served_by(survivor.port()) >= served + 40
+    })
+    .await;
     let during = killed.elapsed();
 
     victim.start();
@@ -133,7 +144,8 @@ async fn a_paused_reader_mid_query_is_cut_short_then_rejoins_when_resumed(kind: 
             (outcome, start.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Paused mid-query: once the replica itself says the statement runs.
+    wait_running(&cluster, "health_pause", &sleep_call(kind, "6"), 1).await;
     reader.pause();
     let (outcome, took): (Result<_, DbErr>, Duration) = long_read.await.unwrap();
     let err = match outcome {

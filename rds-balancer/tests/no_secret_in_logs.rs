@@ -255,29 +255,43 @@ async fn run() -> (String, String) {
 
     let (aws_rotate, cluster_rotate, arn) =
         (Arc::clone(&aws), Arc::clone(&cluster), created.arn.clone());
-    tokio::task::spawn_blocking(move || {
+    // When the database took the new password, by its own clock.
+    let rotated = tokio::task::spawn_blocking(move || {
         aws_rotate
             .put_secret_value(&arn, &secret_json(NEW_PASSWORD))
             .unwrap();
         cluster_rotate.set_password(USER, NEW_PASSWORD).unwrap();
+        cluster_rotate.psql("postgres", "SELECT now()").unwrap()
     })
     .await
     .unwrap();
-    // Statements on connections opened after the rotation: the old password is refused once,
-    // the secret is fetched again, and they run.
-    let until = Instant::now() + Duration::from_secs(3);
-    let mut statements = 0;
-    while Instant::now() < until {
+    // Statements until the writer has a session opened after the rotation (connections live
+    // 500 ms): the old password is refused once, the secret is fetched again, and they run.
+    let opened_since = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = '{USER}' \
+         AND backend_start > '{rotated}' AND state IS NOT NULL"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
         db.execute_raw(stmt("INSERT INTO notes (body) VALUES ('after')"))
             .await
             .unwrap();
         db.query_all_raw(stmt("SELECT count(*) FROM notes"))
             .await
             .unwrap();
-        statements += 2;
+        let (cluster, sql) = (Arc::clone(&cluster), opened_since.clone());
+        let opened = tokio::task::spawn_blocking(move || cluster.psql("postgres", &sql).unwrap())
+            .await
+            .unwrap();
+        if opened.trim() != "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection was opened with the new password"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(statements > 0);
     let secret = secrets.secret().await.unwrap();
     assert_eq!(secret.password.expose(), NEW_PASSWORD);
     shown.push(format!("{db:?} {secrets:?} {secret:?}"));

@@ -9,7 +9,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rds_balancer::{ErrorKind, RdsConnection, ReaderSelection};
+use rds_balancer::{ErrorKind, RdsConnection, ReaderSelection, Reason, Target};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, ModelTrait};
 use support::entities::{cake, cake_seen};
 use support::{
@@ -157,7 +157,27 @@ async fn raw_statements_are_routed_by_what_they_do(kind: Kind) {
         let returning = "UPDATE cake SET name = 'b' RETURNING served_by AS port";
         assert_eq!(port_of(&db, returning).await, writer);
     }
-    // Unsure (here: not even SQL) goes to the writer, which reports the error.
+    // A statement the classifier cannot read goes to the writer, even hinted to a reader: here
+    // one whose extent depends on what the server makes of it (PostgreSQL's
+    // `standard_conforming_strings` decides where `'a\'` ends; MariaDB runs the code of an
+    // executable comment). Each is valid SQL to the server, which says who answered. Asked from
+    // a task that has not written, so that read-your-writes cannot send it to the writer.
+    let unsure = match kind {
+        Kind::Postgres => r"SELECT inet_server_port() AS port WHERE 'a\' <> 'b'",
+        Kind::MySql => "SELECT @@port AS port /*!, 1 AS hidden */",
+    };
+    for sql in [unsure.to_owned(), format!("/*@reader*/ {unsure}")] {
+        let why = rds_balancer::explain(&sql, cluster.backend());
+        assert_eq!(
+            (why.target, why.reason),
+            (Target::Writer, Reason::Ambiguous),
+            "{sql}"
+        );
+        let read = sql.clone();
+        let port = from_another_task(&db, |db| async move { port_of(&db, &read).await }).await;
+        assert_eq!(port, writer, "{sql}");
+    }
+    // A statement no server accepts fails with the server's own error, not one of ours.
     let err = db.execute_raw(stmt(&db, "SELEKT 1")).await.unwrap_err();
     assert_eq!(
         ErrorKind::of(&err),

@@ -4,12 +4,13 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-use super::node::{Role, SlaveStatus, status_field};
+use super::node::{Role, quote_ident};
 use super::options::MariaDbClusterBuilder;
+use super::replication::wait_connected;
 use super::{Ctx, MariaDbBin, MariaDbNode};
 use crate::error::Error;
 use crate::history::History;
@@ -18,7 +19,7 @@ use crate::process::RunAs;
 use crate::supervisor::Supervisor;
 
 /// How long the set-up steps that wait on replication may take.
-const REPLICATION_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const REPLICATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A real MariaDB primary with N replicas (binary log, GTID), each on its own loopback port, in
 /// a temporary directory.
@@ -50,15 +51,15 @@ const REPLICATION_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct MariaDbCluster {
     ctx: Arc<Ctx>,
     /// Who is primary; replaced by each promotion (which uses up a replica).
-    layout: History<Layout>,
+    pub(super) layout: History<Layout>,
     teardown: Teardown,
 }
 
 /// Who is primary and who replicates from it.
 #[derive(Debug)]
-struct Layout {
-    primary: MariaDbNode,
-    replicas: Box<[MariaDbNode]>,
+pub(super) struct Layout {
+    pub(super) primary: MariaDbNode,
+    pub(super) replicas: Box<[MariaDbNode]>,
 }
 
 /// Stops the nodes, then ends the supervisor (which removes the directory), then removes
@@ -228,77 +229,6 @@ impl MariaDbCluster {
         self.ctx.max_connections
     }
 
-    /// Promotes `replicas()[replica]` to primary, as a failover does, and re-points the other
-    /// replicas at it, then waits until the answering ones replicate from it.
-    ///
-    /// The promoted node first applies every transaction it had received, then becomes writable:
-    /// `STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0`, and stays so when restarted
-    /// ([`MariaDbNode::start`] no longer gives it `--read-only=ON`). The others get `STOP SLAVE;
-    /// CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=<its port>, ...,
-    /// MASTER_USE_GTID=slave_pos; START SLAVE`: they go on from the GTID position they had
-    /// applied, which the new primary has in its binary log (`--log-slave-updates`).
-    ///
-    /// Afterwards [`primary`](Self::primary) is the promoted node and [`replicas`](Self::replicas)
-    /// the others; the former primary is in neither list (it is left as it is: stop or kill it
-    /// first to simulate a failover, or it goes on as a diverged second primary). It is not made
-    /// to rejoin as a replica. A cluster can be promoted again, until it has no replica left.
-    /// Fails with [`Error::NoSuchReplica`] when there is no replica `replica`, and with
-    /// [`Error::NotRunning`] when it is stopped or paused (nothing changes then).
-    ///
-    /// Replicas that are stopped or paused at the time are re-pointed too, once started or
-    /// resumed (a stopped one is started with `--skip-slave-start`, so it never reconnects to the
-    /// old primary); they are not waited for. A replica that had applied more than the promoted
-    /// one cannot follow it (MariaDB refuses a GTID position past the end of the new primary's
-    /// binary log and stops its replication with an error), and then this, or the next
-    /// [`wait_replicated`](Self::wait_replicated), times out naming it: call `wait_replicated`
-    /// before killing the primary, as a test of a clean failover should.
-    ///
-    /// ```no_run
-    /// use std::time::Duration;
-    ///
-    /// use rds_balancer_testkit::MariaDbCluster;
-    ///
-    /// # fn main() -> Result<(), rds_balancer_testkit::Error> {
-    /// let cluster = MariaDbCluster::start(2)?;
-    /// cluster.create_database("app")?;
-    /// cluster.sql("app", "CREATE TABLE t (id int primary key)")?;
-    /// cluster.wait_replicated(Duration::from_secs(30))?;
-    /// cluster.primary().kill()?; // the writer crashes ...
-    /// cluster.promote(0)?; // ... and replica-1 takes over; replica-2 follows it
-    /// assert_eq!(cluster.primary().name(), "replica-1");
-    /// assert_eq!(cluster.primary().sql("", "SELECT @@read_only")?, "0");
-    /// cluster.sql("app", "INSERT INTO t VALUES (1)")?;
-    /// cluster.wait_replicated(Duration::from_secs(30))?;
-    /// assert_eq!(cluster.replicas()[0].sql("app", "SELECT count(*) FROM t")?, "1");
-    /// # Ok(()) }
-    /// ```
-    pub fn promote(&self, replica: usize) -> Result<(), Error> {
-        let mut change = self.layout.change();
-        let layout = change.current();
-        let no_such = || Error::NoSuchReplica {
-            index: replica,
-            count: layout.replicas.len(),
-        };
-        let target = layout.replicas.get(replica).ok_or_else(no_such)?;
-        target.promote(REPLICATION_TIMEOUT)?;
-        // The promotion happened: record the new roles before anything else can fail.
-        let others: Vec<MariaDbNode> = layout
-            .replicas
-            .iter()
-            .filter(|r| r.port() != target.port())
-            .map(MariaDbNode::handle)
-            .collect();
-        let next = Layout {
-            primary: target.handle(),
-            replicas: others.into(),
-        };
-        let next = change.replace(next).map_err(|_| no_such())?;
-        for other in &next.replicas {
-            other.follow(next.primary.port())?;
-        }
-        wait_connected(&next.primary, &next.replicas, REPLICATION_TIMEOUT)
-    }
-
     /// The node listening on `port`, e.g. the answer to `SELECT @@port`.
     pub fn node_by_port(&self, port: u16) -> Option<&MariaDbNode> {
         self.nodes().find(|node| node.port() == port)
@@ -319,124 +249,6 @@ impl MariaDbCluster {
         self.sql("", &format!("CREATE DATABASE {}", quote_ident(name)))?;
         self.wait_replicated(REPLICATION_TIMEOUT)
     }
-
-    /// Creates user `name`@`%` with `password` and the privileges an application needs on every
-    /// database (`SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY
-    /// TABLES, LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW`), but not `SUPER` or `READ ONLY
-    /// ADMIN`: the replicas' `read_only` refuses its writes. Waits until the replicas have it.
-    pub fn create_user(&self, name: &str, password: &str) -> Result<(), Error> {
-        let user = format!("{}@'%'", quote_string(name));
-        self.sql(
-            "",
-            &format!(
-                "CREATE USER {user} IDENTIFIED BY {}; GRANT SELECT, INSERT, UPDATE, DELETE, \
-                 CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, \
-                 CREATE VIEW, SHOW VIEW ON *.* TO {user}",
-                quote_string(password)
-            ),
-        )?;
-        self.wait_replicated(REPLICATION_TIMEOUT)
-    }
-
-    /// Changes user `name`@`%`'s password to `password` on the primary (`ALTER USER ...
-    /// IDENTIFIED BY`), and waits until every answering replica has the change. From then on
-    /// only the new password is accepted for new connections, on every node; connections
-    /// already open stay open, as in a real rotation.
-    ///
-    /// ```no_run
-    /// use rds_balancer_testkit::MariaDbCluster;
-    ///
-    /// # fn main() -> Result<(), rds_balancer_testkit::Error> {
-    /// let cluster = MariaDbCluster::start(1)?;
-    /// cluster.create_user("app", "old")?;
-    /// cluster.set_password("app", "new")?;
-    /// let replica = &cluster.replicas()[0];
-    /// assert!(replica.sql_as("", "app", "old", "SELECT 1").is_err());
-    /// assert_eq!(replica.sql_as("", "app", "new", "SELECT 1")?, "1");
-    /// # Ok(()) }
-    /// ```
-    pub fn set_password(&self, name: &str, password: &str) -> Result<(), Error> {
-        self.sql(
-            "",
-            &format!(
-                "ALTER USER {}@'%' IDENTIFIED BY {}",
-                quote_string(name),
-                quote_string(password)
-            ),
-        )?;
-        self.wait_replicated(REPLICATION_TIMEOUT)
-    }
-
-    /// Waits until every answering (running, not paused) replica has applied everything the
-    /// primary has logged so far: `MASTER_GTID_WAIT(<primary's @@gtid_binlog_pos>)` on each.
-    /// Stopped, killed and paused replicas are skipped.
-    pub fn wait_replicated(&self, timeout: Duration) -> Result<(), Error> {
-        let deadline = Instant::now() + timeout;
-        let pos = self.primary().sql("", "SELECT @@gtid_binlog_pos")?;
-        if pos.is_empty() {
-            return Ok(());
-        }
-        for replica in self.replicas().iter().filter(|r| r.is_answering()) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if !replica.gtid_wait(&pos, left)? {
-                let at = replica
-                    .sql("", "SELECT @@gtid_slave_pos")
-                    .unwrap_or_default();
-                return Err(Error::Timeout {
-                    what: format!(
-                        "{} to reach the primary's GTID position {pos} (it is at {at:?})",
-                        replica.name()
-                    ),
-                    after: timeout,
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Waits until every answering replica replicates from `primary`: `SHOW SLAVE STATUS` says
-/// `Master_Port` is the primary's, `Slave_IO_Running: Yes` (connected) and `Slave_SQL_Running:
-/// Yes`.
-fn wait_connected(
-    primary: &MariaDbNode,
-    replicas: &[MariaDbNode],
-    timeout: Duration,
-) -> Result<(), Error> {
-    let deadline = Instant::now() + timeout;
-    let connected = |status: &SlaveStatus| {
-        status_field(status, "Master_Port") == primary.port().to_string()
-            && status_field(status, "Slave_IO_Running") == "Yes"
-            && status_field(status, "Slave_SQL_Running") == "Yes"
-    };
-    for replica in replicas.iter().filter(|r| r.is_answering()) {
-        loop {
-            let status = replica.slave_status()?;
-            if connected(&status) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                let field = |column| status_field(&status, column);
-                return Err(Error::Timeout {
-                    what: format!(
-                        "{} to replicate from {} on port {} (it replicates from port {:?}, \
-                         I/O thread {:?}: {:?}, SQL thread {:?}: {:?})",
-                        replica.name(),
-                        primary.name(),
-                        primary.port(),
-                        field("Master_Port"),
-                        field("Slave_IO_Running"),
-                        field("Last_IO_Error"),
-                        field("Slave_SQL_Running"),
-                        field("Last_SQL_Error"),
-                    ),
-                    after: timeout,
-                });
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-    Ok(())
 }
 
 /// Starts the installed node `name` on a free port, picking another when the port was taken
@@ -457,16 +269,6 @@ fn start_on_free_port(
     }
 }
 
-/// `name` as a backquoted identifier.
-fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
-
-/// `text` as a single-quoted string literal.
-pub(super) fn quote_string(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
-}
-
 impl fmt::Debug for MariaDbCluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MariaDbCluster")
@@ -476,16 +278,5 @@ impl fmt::Debug for MariaDbCluster {
             .field("primary", self.primary())
             .field("replicas", &self.replicas())
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod test {
-    use super::{quote_ident, quote_string};
-
-    #[test]
-    fn names_and_strings_are_quoted() {
-        assert_eq!(quote_ident("a`b"), "`a``b`");
-        assert_eq!(quote_string("it's \\"), "'it''s \\\\'");
     }
 }
