@@ -126,7 +126,7 @@ fn replica_is_read_only_and_refuses_writes_from_a_user_without_super() {
         .sql("read_only_replica", "CREATE TABLE t (id int primary key)")
         .unwrap();
     cluster.wait_replicated(WAIT).unwrap();
-    // Asked alone (see the recipe's trap).
+    // Asked alone, in a statement of its own.
     assert_eq!(
         cluster.primary().sql("", "SELECT @@read_only").unwrap(),
         "0"

@@ -1,10 +1,9 @@
 //! MariaDB: a primary with binary-log (GTID) replicas ([`MariaDbCluster`]) and its servers
 //! ([`MariaDbNode`]).
 //!
-//! The steps are those of `shared/recipes/mariadb-replica.sh`: `mariadb-install-db` per node,
-//! `mariadbd` on a loopback port with `--read-only=ON` on the replicas, then `CHANGE MASTER TO
-//! ... MASTER_USE_GTID=slave_pos` on each replica. Unlike the recipe, every node writes a binary
-//! log, of what it applies too (`--log-bin --log-slave-updates`), so that a replica can be
+//! The steps: `mariadb-install-db` per node, `mariadbd` on a loopback port with
+//! `--read-only=ON` on the replicas, then `CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos` on each
+//! replica. Every node writes a binary log, of what it applies too (`--log-bin --log-slave-updates`), so that a replica can be
 //! promoted and the others re-pointed at it by GTID; and the servers run as the `mysql` OS user
 //! when the test process is root, like the PostgreSQL servers run as `postgres`.
 

@@ -1,4 +1,4 @@
-//! The statement classifier: rule 4 of the routing contract (design.md section 2).
+//! The statement classifier: rule 4 of the routing contract (see the crate documentation).
 //!
 //! [`classify`] returns [`Target::Reader`] only when a statement is certainly read-only and free
 //! of session side effects on every supported engine version (PostgreSQL 12+, MySQL 5.7/8,
