@@ -6,154 +6,219 @@
 //! replica, that read can miss the row ("Failed to find inserted item").
 //!
 //! The writer of a statement is the current tokio task, or the current thread outside one. Each
-//! connection keeps a fixed table of slots (no allocation, no lock): a key hashes to two slots;
-//! a write stores `tag | expiry` in the one that holds its tag, else in an empty or expired one,
-//! else over the one closest to expiry. A read is sticky when either slot holds its tag with an
-//! expiry still ahead. Two keys with equal tags and slots make a read go to the writer in vain
-//! (harmless); more live writers than the table holds evict the oldest windows first, so a
-//! read right after a write stays on the writer.
+//! connection keeps an exact table from writer to the end of its window: sharded maps, each
+//! behind its own lock, keyed by the task or thread id itself (never by a hash of it), so no two
+//! writers share an entry and no window is ever lost, however many tasks write at once.
+//!
+//! Memory follows the live windows: an expired entry is removed when its writer next reads or
+//! writes, and once per window the first statement past the due time sweeps every shard (and
+//! gives back the room of a shard that emptied). A count of live entries lets the read path
+//! skip all of this when no window is open: one atomic load.
 
-use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Slots per connection (a power of two): 32 KiB.
-const SLOTS: usize = 4096;
-/// Bits of a slot holding the expiry, in milliseconds since the table's epoch (35 years).
-const EXPIRY_BITS: u32 = 40;
-const EXPIRY_MASK: u64 = (1 << EXPIRY_BITS) - 1;
+/// Shards of a table (a power of two): writers on different shards never wait for each other.
+const SHARDS: usize = 64;
+/// A shard whose map holds more than this many slots and is three quarters empty gives the
+/// room back when swept.
+const SHRINK_ABOVE: usize = 64;
+
+/// One shard: writer to the end of its window, in milliseconds since the table's epoch.
+type Shard = HashMap<Key, u64, BuildHasherDefault<KeyHasher>>;
+
+/// Who wrote: the task or thread, by its id (unique for the life of the process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Task(tokio::task::Id),
+    Thread(std::thread::ThreadId),
+    /// A writer made up by the unit tests.
+    #[cfg(test)]
+    Test(u64),
+}
 
 /// The read-your-writes table of one connection.
 pub(crate) struct Sticky {
+    /// The window in milliseconds; 0 is off.
     window_ms: u64,
     epoch: Instant,
-    /// `tag << EXPIRY_BITS | expiry_ms`; 0 is empty. Empty when the window is zero.
-    slots: Box<[AtomicU64]>,
+    /// Entries across every shard, expired ones not yet removed included. Changed only under
+    /// the lock of the shard concerned, so it is never 0 while a window is open.
+    live: AtomicUsize,
+    /// When the next sweep is due, in milliseconds since the epoch.
+    next_sweep: AtomicU64,
+    /// Empty when the window is zero.
+    shards: Box<[Mutex<Shard>]>,
 }
 
 impl std::fmt::Debug for Sticky {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sticky")
             .field("window_ms", &self.window_ms)
+            .field("live", &self.live.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
 impl Sticky {
-    /// A table for `window` (zero: off).
+    /// A table for `window` (zero: off), counted in whole milliseconds, rounded up.
     pub(crate) fn new(window: Duration) -> Self {
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(EXPIRY_MASK);
-        let slots = if window_ms == 0 {
+        let window_ms = u64::try_from(window.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        let shards = if window_ms == 0 {
             Box::default()
         } else {
-            (0..SLOTS).map(|_| AtomicU64::new(0)).collect()
+            (0..SHARDS).map(|_| Mutex::default()).collect()
         };
         Sticky {
             window_ms,
             epoch: Instant::now(),
-            slots,
+            live: AtomicUsize::new(0),
+            next_sweep: AtomicU64::new(0),
+            shards,
         }
     }
 
     /// Records that the current task (or thread) just wrote.
     pub(crate) fn mark(&self) {
-        if self.slots.is_empty() {
+        if self.shards.is_empty() {
             return;
         }
-        self.mark_key(current_key(), self.now_ms());
+        self.mark_at(current_key(), self.now_ms());
     }
 
     /// Whether the current task (or thread) wrote less than the window ago.
     pub(crate) fn is_sticky(&self) -> bool {
-        if self.slots.is_empty() {
+        // No window open anywhere (the common case): no clock, no lock.
+        if self.shards.is_empty() || self.live.load(Ordering::Acquire) == 0 {
             return false;
         }
-        self.is_sticky_key(current_key(), self.now_ms())
+        self.is_sticky_at(current_key(), self.now_ms())
     }
 
-    /// Milliseconds since the epoch, at least 1 (so no live expiry is 0).
+    /// Milliseconds since the epoch.
     fn now_ms(&self) -> u64 {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(EXPIRY_MASK);
-        ms.clamp(1, EXPIRY_MASK)
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn mark_key(&self, key: u64, now: u64) {
-        let (tag, a, b) = self.place(key);
-        let value = tag << EXPIRY_BITS | (now + self.window_ms).min(EXPIRY_MASK);
-        let [slot_a, slot_b] = [&self.slots[a], &self.slots[b]];
-        let (old_a, old_b) = (
-            slot_a.load(Ordering::Relaxed),
-            slot_b.load(Ordering::Relaxed),
-        );
-        let expiry = |v: u64| v & EXPIRY_MASK;
-        let target = if old_a >> EXPIRY_BITS == tag {
-            slot_a
-        } else if old_b >> EXPIRY_BITS == tag {
-            slot_b
-        } else if expiry(old_a) <= now {
-            slot_a
-        } else if expiry(old_b) <= now || expiry(old_b) < expiry(old_a) {
-            slot_b
-        } else {
-            slot_a
+    fn mark_at(&self, key: Key, now: u64) {
+        let expiry = now.saturating_add(self.window_ms);
+        {
+            let mut shard = self.shard(key);
+            if shard.insert(key, expiry).is_none() {
+                self.live.fetch_add(1, Ordering::Release);
+            }
+        }
+        self.sweep_if_due(now);
+    }
+
+    fn is_sticky_at(&self, key: Key, now: u64) -> bool {
+        if self.live.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let sticky = {
+            let mut shard = self.shard(key);
+            match shard.get(&key) {
+                Some(&expiry) if expiry > now => true,
+                Some(_) => {
+                    shard.remove(&key);
+                    self.live.fetch_sub(1, Ordering::Release);
+                    false
+                }
+                None => false,
+            }
         };
-        // A race with another writer of the same slot loses one of the two windows: that
-        // task's next read goes to a reader, as without read-your-writes. Rare (two keys
-        // sharing a slot, writing in the same instant), and never a write sent anywhere else.
-        target.store(value, Ordering::Relaxed);
+        self.sweep_if_due(now);
+        sticky
     }
 
-    fn is_sticky_key(&self, key: u64, now: u64) -> bool {
-        let (tag, a, b) = self.place(key);
-        [a, b].into_iter().any(|i| {
-            let v = self.slots[i].load(Ordering::Relaxed);
-            v >> EXPIRY_BITS == tag && v & EXPIRY_MASK > now
-        })
+    /// The locked shard of `key`.
+    fn shard(&self, key: Key) -> MutexGuard<'_, Shard> {
+        let mut hasher = KeyHasher::default();
+        key.hash(&mut hasher);
+        // The map places keys by the low bits of the same hash: shard by high ones.
+        let index = usize::try_from(hasher.finish() >> 58).unwrap_or(0) % self.shards.len();
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The key's tag (never 0) and its two slots.
-    fn place(&self, key: u64) -> (u64, usize, usize) {
-        let mask = self.slots.len() - 1;
-        let tag = (key >> EXPIRY_BITS).max(1);
-        // Both indices come from bits below the tag's.
-        let a = usize::try_from(key & 0xFFFF_FFFF).unwrap_or(0) & mask;
-        let b = usize::try_from((key >> 16) & 0xFFFF_FFFF)
-            .unwrap_or(0)
-            .rotate_left(7)
-            & mask;
-        (tag, a, if b == a { (a + 1) & mask } else { b })
-    }
-}
-
-/// The current tokio task's id, else the current thread's, hashed to 64 well-mixed bits.
-fn current_key() -> u64 {
-    let mut hasher = KeyHasher(0);
-    match tokio::task::try_id() {
-        Some(id) => id.hash(&mut hasher),
-        None => {
-            hasher.0 = 0x9E37_79B9_7F4A_7C15;
-            std::thread::current().id().hash(&mut hasher);
+    /// Once per window, removes every expired entry (the caller that finds the sweep due
+    /// does it; the others go on).
+    fn sweep_if_due(&self, now: u64) {
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .next_sweep
+                .compare_exchange(
+                    due,
+                    now.saturating_add(self.window_ms),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let before = shard.len();
+            shard.retain(|_, expiry| *expiry > now);
+            let removed = before - shard.len();
+            if removed > 0 {
+                self.live.fetch_sub(removed, Ordering::Release);
+            }
+            if shard.capacity() > SHRINK_ABOVE && shard.len() * 4 < shard.capacity() {
+                let keep = shard.len() * 2;
+                shard.shrink_to(keep);
+            }
         }
     }
-    hasher.finish()
+
+    /// Entries held, expired ones not yet removed included.
+    #[cfg(test)]
+    fn entries(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Slots allocated across the shards.
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).capacity())
+            .sum()
+    }
 }
 
-/// Folds the integers a task or thread id hashes to; finished with a 64-bit mixer.
+/// The current tokio task, else the current thread.
+fn current_key() -> Key {
+    match tokio::task::try_id() {
+        Some(id) => Key::Task(id),
+        None => Key::Thread(std::thread::current().id()),
+    }
+}
+
+/// Hashes the integers a [`Key`] is made of (an FxHash-style fold, finished with splitmix64's
+/// mixer so that every bit depends on every input bit). Ids are not chosen by clients, so no
+/// keyed hash is needed.
+#[derive(Default)]
 struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x100_0000_01B3);
+            self.write_u64(u64::from(byte));
         }
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 ^= n;
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517C_C1B7_2722_0A95);
     }
 
     fn finish(&self) -> u64 {
-        // splitmix64's finaliser.
         let mut z = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -163,35 +228,33 @@ impl Hasher for KeyHasher {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
-    fn key(n: u64) -> u64 {
-        let mut hasher = KeyHasher(0);
-        hasher.write_u64(n);
-        hasher.finish()
-    }
-
     #[test]
-    fn a_write_makes_its_key_sticky_for_the_window_only() {
+    fn a_write_makes_its_writer_sticky_for_the_window_only() {
         let sticky = Sticky::new(Duration::from_millis(1000));
-        assert!(!sticky.is_sticky_key(key(1), 10));
-        sticky.mark_key(key(1), 10);
-        assert!(sticky.is_sticky_key(key(1), 10));
-        assert!(sticky.is_sticky_key(key(1), 1009));
-        assert!(!sticky.is_sticky_key(key(1), 1010));
+        assert!(!sticky.is_sticky_at(Key::Test(1), 10));
+        sticky.mark_at(Key::Test(1), 10);
+        assert!(sticky.is_sticky_at(Key::Test(1), 10));
+        assert!(sticky.is_sticky_at(Key::Test(1), 1009));
         assert!(
-            !sticky.is_sticky_key(key(2), 10),
-            "another key is not sticky"
+            !sticky.is_sticky_at(Key::Test(2), 10),
+            "another writer is not sticky"
         );
+        assert!(!sticky.is_sticky_at(Key::Test(1), 1010));
+        assert_eq!(sticky.entries(), 0, "the expired entry was removed");
     }
 
     #[test]
     fn a_second_write_extends_the_window() {
         let sticky = Sticky::new(Duration::from_millis(100));
-        sticky.mark_key(key(7), 10);
-        sticky.mark_key(key(7), 90);
-        assert!(sticky.is_sticky_key(key(7), 150));
-        assert!(!sticky.is_sticky_key(key(7), 190));
+        sticky.mark_at(Key::Test(7), 10);
+        sticky.mark_at(Key::Test(7), 90);
+        assert_eq!(sticky.entries(), 1);
+        assert!(sticky.is_sticky_at(Key::Test(7), 150));
+        assert!(!sticky.is_sticky_at(Key::Test(7), 190));
     }
 
     #[test]
@@ -199,35 +262,85 @@ mod tests {
         let sticky = Sticky::new(Duration::ZERO);
         sticky.mark();
         assert!(!sticky.is_sticky());
+        assert_eq!(sticky.entries(), 0);
+        assert_eq!(sticky.capacity(), 0);
+        // Under a millisecond is not off: rounded up.
+        let short = Sticky::new(Duration::from_micros(10));
+        short.mark();
+        assert!(short.is_sticky());
     }
 
     #[test]
-    fn the_latest_writers_keep_their_window_when_the_table_overflows() {
-        let sticky = Sticky::new(Duration::from_secs(10));
-        // Four times as many live writers as slots, one millisecond apart.
-        let n = u64::try_from(SLOTS * 4).unwrap();
-        for i in 0..n {
-            sticky.mark_key(key(i), 1 + i);
+    fn no_window_is_lost_among_a_hundred_thousand_writers() {
+        const WRITERS: u64 = 100_000;
+        let sticky = Sticky::new(Duration::from_millis(1000));
+        for i in 0..WRITERS {
+            sticky.mark_at(Key::Test(i), 10);
+            assert!(sticky.is_sticky_at(Key::Test(i), 10), "writer {i}");
         }
-        let now = n;
-        // Each of the latest writers is still sticky right after its write...
-        let recent = (n - 64..n).filter(|&i| sticky.is_sticky_key(key(i), now));
-        assert_eq!(recent.count(), 64);
-        // ...and a writer checked at once after writing always is.
-        for i in n..n + 1000 {
-            sticky.mark_key(key(i), i + 1);
-            assert!(sticky.is_sticky_key(key(i), i + 1), "key {i}");
+        assert_eq!(sticky.entries(), 100_000);
+        let lost: Vec<u64> = (0..WRITERS)
+            .filter(|&i| !sticky.is_sticky_at(Key::Test(i), 1009))
+            .collect();
+        assert!(lost.is_empty(), "{} windows lost", lost.len());
+        // Past the window, one statement of anyone sweeps them all and gives the room back.
+        assert!(!sticky.is_sticky_at(Key::Test(WRITERS), 1010));
+        assert_eq!(sticky.entries(), 0);
+        assert_eq!(sticky.capacity(), 0);
+    }
+
+    #[test]
+    fn writers_that_never_come_back_are_swept_by_the_others() {
+        let sticky = Sticky::new(Duration::from_millis(100));
+        for i in 0..1000 {
+            sticky.mark_at(Key::Test(i), 10);
         }
+        // Another writer, later: the sweep that is due removes the expired entries.
+        sticky.mark_at(Key::Test(5000), 500);
+        assert_eq!(sticky.entries(), 1);
+        assert!(sticky.is_sticky_at(Key::Test(5000), 550));
+    }
+
+    #[test]
+    fn twenty_thousand_concurrent_tasks_each_read_their_own_writes() {
+        const TASKS: usize = 20_000;
+        let sticky = Arc::new(Sticky::new(Duration::from_secs(600)));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .build()
+            .expect("runtime");
+        let sticky_in_tasks = Arc::clone(&sticky);
+        let held = rt.block_on(async move {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    let sticky = Arc::clone(&sticky_in_tasks);
+                    tokio::spawn(async move {
+                        let before = sticky.is_sticky();
+                        sticky.mark();
+                        // Let the other tasks write in between.
+                        tokio::task::yield_now().await;
+                        !before && sticky.is_sticky()
+                    })
+                })
+                .collect();
+            let mut held = 0;
+            for task in tasks {
+                held += usize::from(task.await.expect("task"));
+            }
+            held
+        });
+        assert_eq!(held, TASKS, "every task, and only it, was sticky");
+        assert_eq!(sticky.entries(), TASKS);
     }
 
     #[test]
     fn tasks_are_told_apart() {
-        let sticky = std::sync::Arc::new(Sticky::new(Duration::from_secs(60)));
+        let sticky = Arc::new(Sticky::new(Duration::from_secs(60)));
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let writer = std::sync::Arc::clone(&sticky);
+            let writer = Arc::clone(&sticky);
             let wrote = tokio::spawn(async move {
                 writer.mark();
                 writer.is_sticky()
@@ -236,7 +349,7 @@ mod tests {
                 wrote.await.expect("task"),
                 "the writing task reads its writes"
             );
-            let reader = std::sync::Arc::clone(&sticky);
+            let reader = Arc::clone(&sticky);
             let other = tokio::spawn(async move { reader.is_sticky() });
             assert!(!other.await.expect("task"), "another task is not held back");
         });
@@ -244,5 +357,10 @@ mod tests {
         assert!(!sticky.is_sticky());
         sticky.mark();
         assert!(sticky.is_sticky());
+        let other_thread = Arc::clone(&sticky);
+        let seen = std::thread::spawn(move || other_thread.is_sticky())
+            .join()
+            .expect("thread");
+        assert!(!seen, "another thread is not held back");
     }
 }
