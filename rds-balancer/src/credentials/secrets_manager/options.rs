@@ -1,0 +1,352 @@
+//! [`SecretsManagerAuthBuilder`]: the settings of a [`SecretsManagerAuth`].
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::Region;
+use aws_sdk_secretsmanager::config::retry::RetryConfig;
+use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
+
+use super::SecretsManagerAuth;
+use super::inner::{Cache, Inner};
+use crate::aws::{ExplicitCredentials, http_client};
+use crate::error::{Error, Result};
+
+/// Default of [`SecretsManagerAuthBuilder::cache_ttl`].
+const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
+/// The shortest [`SecretsManagerAuthBuilder::cache_ttl`] accepted.
+const MIN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Default of [`SecretsManagerAuthBuilder::operation_timeout`].
+const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`SecretsManagerAuthBuilder::max_attempts`].
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+/// Builds a [`SecretsManagerAuth`]; made by [`SecretsManagerAuth::builder`].
+///
+/// AWS credentials come, by order of precedence, from a ready [`client`](Self::client) (which
+/// wins over every other setting), [`credentials`](Self::credentials), the
+/// [`sdk_config`](Self::sdk_config), and otherwise the AWS default chain (environment, profile
+/// files, web identity, ECS and EC2 instance metadata; SSO profiles and `credential_process`
+/// are not compiled in), as for [`RdsApiSource`](crate::RdsApiSource) and
+/// [`IamAuth`](crate::IamAuth).
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use rds_balancer::SecretsManagerAuth;
+///
+/// # async fn run() -> rds_balancer::Result<()> {
+/// let secret = SecretsManagerAuth::builder("arn:aws:secretsmanager:eu-west-1:123456789012:secret:orders-app-AbCdEf")
+///     .region("eu-west-1")
+///     .cache_ttl(Duration::from_secs(30 * 60))
+///     .operation_timeout(Duration::from_secs(5))
+///     .build()
+///     .await?;
+/// # let _ = secret; Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until `build` is awaited"]
+pub struct SecretsManagerAuthBuilder {
+    secret_id: String,
+    region: Option<String>,
+    endpoint_url: Option<String>,
+    credentials: Option<ExplicitCredentials>,
+    sdk_config: Option<SdkConfig>,
+    client: Option<Client>,
+    cache_ttl: Duration,
+    operation_timeout: Duration,
+    max_attempts: u32,
+}
+
+impl fmt::Debug for SecretsManagerAuthBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsManagerAuthBuilder")
+            .field("secret_id", &self.secret_id)
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("credentials", &self.credentials)
+            .field("sdk_config", &self.sdk_config.as_ref().map(|_| ".."))
+            .field("client", &self.client.as_ref().map(|_| ".."))
+            .field("cache_ttl", &self.cache_ttl)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
+}
+
+impl SecretsManagerAuthBuilder {
+    pub(super) fn new(secret_id: String) -> Self {
+        SecretsManagerAuthBuilder {
+            secret_id,
+            region: None,
+            endpoint_url: None,
+            credentials: None,
+            sdk_config: None,
+            client: None,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    /// The AWS region of the secret (`us-east-1`, ...).
+    ///
+    /// Default: the region of the [`sdk_config`](Self::sdk_config), else the default chain's
+    /// (`AWS_REGION`, the profile, instance metadata). [`build`](Self::build) fails when none
+    /// is found.
+    ///
+    /// ```
+    /// let builder = rds_balancer::SecretsManagerAuth::builder("app-db").region("ap-southeast-2");
+    /// assert!(format!("{builder:?}").contains("ap-southeast-2"));
+    /// ```
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sends the calls to this URL instead of the region's Secrets Manager endpoint: a VPC
+    /// endpoint, or a local emulator in tests.
+    ///
+    /// Default: the region's endpoint (or the [`sdk_config`](Self::sdk_config)'s URL).
+    ///
+    /// ```
+    /// let builder = rds_balancer::SecretsManagerAuth::builder("app-db")
+    ///     .endpoint_url("https://vpce-0abc.secretsmanager.eu-west-1.vpce.amazonaws.com");
+    /// assert!(format!("{builder:?}").contains("vpce-0abc"));
+    /// ```
+    pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Signs the calls with these AWS credentials instead of the default chain's.
+    ///
+    /// The secret key and the session token are kept in a redacting wrapper: no `Debug`, log
+    /// line or error of rds-balancer shows them.
+    ///
+    /// Default: the [`sdk_config`](Self::sdk_config)'s credentials, else the default chain.
+    ///
+    /// ```
+    /// use rds_balancer::SecretsManagerAuth;
+    ///
+    /// let builder = SecretsManagerAuth::builder("app-db")
+    ///     .credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", Some("FwoGZXIvYXdzEXAMPLE".into()));
+    /// let shown = format!("{builder:?}");
+    /// assert!(shown.contains("AKIDEXAMPLE"));
+    /// assert!(!shown.contains("wJalrXUtnFEMI") && !shown.contains("FwoGZXIvYXdz"));
+    /// ```
+    pub fn credentials(
+        mut self,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        session_token: Option<String>,
+    ) -> Self {
+        self.credentials = Some(ExplicitCredentials::new(
+            access_key_id,
+            secret_access_key,
+            session_token,
+        ));
+        self
+    }
+
+    /// Starts from this AWS SDK configuration (credentials, region, HTTP client, ...), as
+    /// loaded by `aws_config::load_defaults` or built by hand; the setters of this builder
+    /// apply on top of it.
+    ///
+    /// Default: the configuration `aws_config` loads from the default chain.
+    ///
+    /// ```no_run
+    /// use rds_balancer::SecretsManagerAuth;
+    ///
+    /// # async fn run() -> rds_balancer::Result<()> {
+    /// let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    /// let secret = SecretsManagerAuth::builder("app-db").sdk_config(config).build().await?;
+    /// # let _ = secret; Ok(()) }
+    /// ```
+    pub fn sdk_config(mut self, config: SdkConfig) -> Self {
+        self.sdk_config = Some(config);
+        self
+    }
+
+    /// Uses this ready Secrets Manager client as it is: it wins over every other AWS setting of
+    /// this builder (region, endpoint, credentials, SDK configuration, timeout and attempts).
+    ///
+    /// Default: a client built from the other settings.
+    ///
+    /// ```no_run
+    /// use rds_balancer::SecretsManagerAuth;
+    ///
+    /// # async fn run() -> rds_balancer::Result<()> {
+    /// let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    /// let client = aws_sdk_secretsmanager::Client::new(&config);
+    /// let secret = SecretsManagerAuth::builder("app-db").client(client).build().await?;
+    /// # let _ = secret; Ok(()) }
+    /// ```
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// How long a fetched value is served (to every endpoint) before it is fetched again; the
+    /// credentials it gives expire then, so the connection asks for new ones before. A refused
+    /// password drops the cache at once, whatever is left of it. At least 1 second.
+    ///
+    /// Default: 1 hour.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let builder = rds_balancer::SecretsManagerAuth::builder("app-db")
+    ///     .cache_ttl(Duration::from_secs(5 * 60));
+    /// # drop(builder);
+    /// ```
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// How long one `GetSecretValue` may take, retries included, before it fails with an
+    /// [`Error::Credentials`]. Not applied to a ready [`client`](Self::client).
+    ///
+    /// Default: 10 seconds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let builder = rds_balancer::SecretsManagerAuth::builder("app-db")
+    ///     .operation_timeout(Duration::from_secs(3));
+    /// # drop(builder);
+    /// ```
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// How many times one call is attempted (the SDK's standard retry mode, with exponential
+    /// back-off, for throttling, transient and transport errors); 1 disables retries. Not
+    /// applied to a ready [`client`](Self::client).
+    ///
+    /// Default: 3.
+    ///
+    /// ```
+    /// let builder = rds_balancer::SecretsManagerAuth::builder("app-db").max_attempts(5);
+    /// # drop(builder);
+    /// ```
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Builds the provider, loading the AWS configuration when no ready client was given.
+    /// Fetches nothing: the secret is read when credentials are first asked for.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the secret id is empty, the cache TTL is under 1 second,
+    /// `max_attempts` is 0, or no region is configured (unless a ready client was given).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use rds_balancer::{ErrorKind, SecretsManagerAuth};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let too_short = SecretsManagerAuth::builder("app-db")
+    ///     .region("eu-west-1")
+    ///     .credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", None)
+    ///     .cache_ttl(Duration::from_millis(10))
+    ///     .build()
+    ///     .await;
+    /// assert_eq!(too_short.err().map(|err| err.kind()), Some(ErrorKind::Config));
+    /// # }
+    /// ```
+    pub async fn build(self) -> Result<SecretsManagerAuth> {
+        if self.secret_id.trim().is_empty() {
+            return Err(Error::Config(
+                "the Secrets Manager secret id is empty".into(),
+            ));
+        }
+        if self.cache_ttl < MIN_CACHE_TTL {
+            return Err(Error::Config(
+                format!(
+                    "cache_ttl must be at least 1 second (got {:?})",
+                    self.cache_ttl
+                )
+                .into(),
+            ));
+        }
+        let (client, endpoint_url) = match self.client {
+            Some(client) => (client, None),
+            None => {
+                if self.max_attempts == 0 {
+                    return Err(Error::Config("max_attempts must be at least 1".into()));
+                }
+                let base = match self.sdk_config {
+                    Some(config) => config,
+                    None => {
+                        // Explicit settings go in before loading, so that the default chain
+                        // does not look for a region or credentials it is given.
+                        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                            .http_client(http_client());
+                        if let Some(region) = &self.region {
+                            loader = loader.region(Region::new(region.clone()));
+                        }
+                        if let Some(credentials) = &self.credentials {
+                            loader = loader.credentials_provider(credentials.to_sdk());
+                        }
+                        loader.load().await
+                    }
+                };
+                let mut config = aws_sdk_secretsmanager::config::Builder::from(&base);
+                if base.http_client().is_none() {
+                    config = config.http_client(http_client());
+                }
+                if let Some(region) = self.region {
+                    config = config.region(Region::new(region));
+                }
+                if let Some(url) = &self.endpoint_url {
+                    config = config.endpoint_url(url);
+                }
+                if let Some(credentials) = &self.credentials {
+                    config = config.credentials_provider(credentials.to_sdk());
+                }
+                let timeouts = base
+                    .timeout_config()
+                    .map(TimeoutConfig::to_builder)
+                    .unwrap_or_default()
+                    .operation_timeout(self.operation_timeout)
+                    .build();
+                let retries = base
+                    .retry_config()
+                    .cloned()
+                    .unwrap_or_else(RetryConfig::standard)
+                    .with_max_attempts(self.max_attempts);
+                let config = config
+                    .timeout_config(timeouts)
+                    .retry_config(retries)
+                    .build();
+                if config.region().is_none() {
+                    return Err(Error::Config(
+                        "no AWS region for Secrets Manager: set `region(..)`, AWS_REGION or a \
+                         profile's region"
+                            .into(),
+                    ));
+                }
+                (Client::from_conf(config), self.endpoint_url)
+            }
+        };
+        Ok(SecretsManagerAuth {
+            inner: Arc::new(Inner {
+                client,
+                secret_id: self.secret_id,
+                endpoint_url,
+                cache_ttl: self.cache_ttl,
+                cache: Mutex::new(Cache::default()),
+                fetching: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+}
