@@ -17,6 +17,8 @@ mod route;
 mod shutdown;
 mod topology;
 
+#[cfg(feature = "rds-api")]
+pub use self::aws::AwsSettings;
 pub use self::bluegreen::{
     BlueGreenEndpoint, BlueGreenEvent, BlueGreenOptions, BlueGreenPhase, BlueGreenRole,
     BlueGreenStatus,

@@ -5,11 +5,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_rds::config::{Region, SharedCredentialsProvider};
+use aws_config::SdkConfig;
 
 use super::{IamAuth, Inner};
-use crate::aws::{ExplicitCredentials, http_client};
+use crate::aws::AwsSettings;
 use crate::error::{Error, Result};
 
 /// The longest lifetime RDS accepts for a token, and the default of
@@ -20,10 +19,10 @@ const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
 
 /// Builds an [`IamAuth`]; made by [`IamAuth::builder`].
 ///
-/// AWS credentials come, by order of precedence, from [`credentials`](Self::credentials), the
-/// [`sdk_config`](Self::sdk_config), and otherwise the AWS default chain (environment, profile
-/// files, web identity, ECS and EC2 instance metadata; SSO profiles and `credential_process`
-/// are not compiled in), as for [`RdsApiSource`](crate::RdsApiSource). Credentials that expire
+/// The region and the AWS credentials come from the [`AwsSettings`] given to
+/// [`aws`](Self::aws) (or set through the shortcuts [`region`](Self::region),
+/// [`credentials`](Self::credentials) and [`sdk_config`](Self::sdk_config)), and otherwise from
+/// the AWS default chain, as for [`RdsApiSource`](crate::RdsApiSource). Credentials that expire
 /// (an assumed role, instance metadata) are loaded again for each new token.
 ///
 /// ```no_run
@@ -42,9 +41,7 @@ const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct IamAuthBuilder {
     username: String,
-    region: Option<String>,
-    credentials: Option<ExplicitCredentials>,
-    sdk_config: Option<SdkConfig>,
+    aws: AwsSettings,
     token_lifetime: Duration,
     renew_before: Option<Duration>,
 }
@@ -53,9 +50,7 @@ impl fmt::Debug for IamAuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IamAuthBuilder")
             .field("username", &self.username)
-            .field("region", &self.region)
-            .field("credentials", &self.credentials)
-            .field("sdk_config", &self.sdk_config.as_ref().map(|_| ".."))
+            .field("aws", &self.aws)
             .field("token_lifetime", &self.token_lifetime)
             .field("renew_before", &self.renew_before)
             .finish()
@@ -66,15 +61,37 @@ impl IamAuthBuilder {
     pub(super) fn new(username: String) -> Self {
         IamAuthBuilder {
             username,
-            region: None,
-            credentials: None,
-            sdk_config: None,
+            aws: AwsSettings::new(),
             token_lifetime: MAX_TOKEN_LIFETIME,
             renew_before: None,
         }
     }
 
-    /// The AWS region of the database (`us-east-1`, ...): tokens are signed for it.
+    /// Takes the region, credentials and SDK configuration from `settings` (its endpoint URL is
+    /// not used: tokens are signed locally), replacing those set before on this builder; the
+    /// shortcuts called after it change this builder's copy only.
+    ///
+    /// Default: [`AwsSettings::new`], everything from the AWS default chain.
+    ///
+    /// ```
+    /// use rds_balancer::{AwsSettings, IamAuth};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> rds_balancer::Result<()> {
+    /// let aws = AwsSettings::new()
+    ///     .region("eu-west-1")
+    ///     .credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", None);
+    /// let iam = IamAuth::builder("app").aws(aws).build().await?;
+    /// assert_eq!(iam.region(), "eu-west-1");
+    /// # Ok(()) }
+    /// ```
+    pub fn aws(mut self, settings: AwsSettings) -> Self {
+        self.aws = settings;
+        self
+    }
+
+    /// The AWS region of the database (`us-east-1`, ...): tokens are signed for it. A shortcut
+    /// for [`AwsSettings::region`] on this builder's settings.
     ///
     /// Default: the region of the [`sdk_config`](Self::sdk_config), else the default chain's
     /// (`AWS_REGION`, the profile, instance metadata). [`build`](Self::build) fails when none
@@ -85,11 +102,12 @@ impl IamAuthBuilder {
     /// assert!(format!("{builder:?}").contains("ap-southeast-2"));
     /// ```
     pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.region = Some(region.into());
+        self.aws = self.aws.region(region);
         self
     }
 
-    /// Signs the tokens with these AWS credentials instead of the default chain's.
+    /// Signs the tokens with these AWS credentials instead of the default chain's. A shortcut
+    /// for [`AwsSettings::credentials`] on this builder's settings.
     ///
     /// The secret key and the session token are kept in a redacting wrapper: no `Debug`, log
     /// line or error of rds-balancer shows them.
@@ -111,17 +129,16 @@ impl IamAuthBuilder {
         secret_access_key: impl Into<String>,
         session_token: Option<String>,
     ) -> Self {
-        self.credentials = Some(ExplicitCredentials::new(
-            access_key_id,
-            secret_access_key,
-            session_token,
-        ));
+        self.aws = self
+            .aws
+            .credentials(access_key_id, secret_access_key, session_token);
         self
     }
 
     /// Takes the credentials provider, region and clock from this AWS SDK configuration, as
     /// loaded by `aws_config::load_defaults` or built by hand; [`region`](Self::region) and
-    /// [`credentials`](Self::credentials) override it.
+    /// [`credentials`](Self::credentials) override it. A shortcut for
+    /// [`AwsSettings::sdk_config`] on this builder's settings.
     ///
     /// Default: the configuration `aws_config` loads from the default chain.
     ///
@@ -134,7 +151,7 @@ impl IamAuthBuilder {
     /// # Ok(()) }
     /// ```
     pub fn sdk_config(mut self, config: SdkConfig) -> Self {
-        self.sdk_config = Some(config);
+        self.aws = self.aws.sdk_config(config);
         self
     }
 
@@ -226,45 +243,17 @@ impl IamAuthBuilder {
                 .into(),
             ));
         }
-        let base = match self.sdk_config {
-            Some(config) => config,
-            None => {
-                // Explicit settings go in before loading, so that the default chain does not
-                // look for a region or credentials it is given.
-                let mut loader =
-                    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
-                if let Some(region) = &self.region {
-                    loader = loader.region(Region::new(region.clone()));
-                }
-                if let Some(credentials) = &self.credentials {
-                    loader = loader.credentials_provider(credentials.to_sdk());
-                }
-                loader.load().await
-            }
-        };
-        let region = match self.region {
-            Some(region) => Region::new(region),
-            None => base.region().cloned().ok_or_else(|| {
-                Error::Config(
-                    "no AWS region for IAM auth tokens: set `region(..)`, AWS_REGION or a \
-                     profile's region"
-                        .into(),
-                )
-            })?,
-        };
-        let credentials = match &self.credentials {
-            Some(credentials) => SharedCredentialsProvider::new(credentials.to_sdk()),
-            None => base.credentials_provider().ok_or_else(|| {
-                Error::Config(
-                    "no AWS credentials for IAM auth tokens: set `credentials(..)` or give an \
-                     SDK configuration with a credentials provider"
-                        .into(),
-                )
-            })?,
-        };
+        let (config, region) = self.aws.resolve("IAM auth tokens").await?;
+        let credentials = config.credentials_provider().ok_or_else(|| {
+            Error::Config(
+                "no AWS credentials for IAM auth tokens: set `credentials(..)` or give an SDK \
+                 configuration with a credentials provider"
+                    .into(),
+            )
+        })?;
         // The configuration's clock, or the system clock when it has none (an RDS client
         // configuration always has one).
-        let clock = aws_sdk_rds::config::Builder::from(&base)
+        let clock = aws_sdk_rds::config::Builder::from(&config)
             .build()
             .time_source()
             .ok_or_else(|| Error::Config("the AWS SDK configuration has no clock".into()))?;

@@ -4,33 +4,26 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::Region;
-use aws_sdk_secretsmanager::config::retry::RetryConfig;
-use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 
 use super::SecretsManagerAuth;
 use super::inner::{Cache, Inner};
-use crate::aws::{ExplicitCredentials, http_client};
+use crate::aws::{AwsSettings, CallSettings};
 use crate::error::{Error, Result};
 
 /// Default of [`SecretsManagerAuthBuilder::cache_ttl`].
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
 /// The shortest [`SecretsManagerAuthBuilder::cache_ttl`] accepted.
 const MIN_CACHE_TTL: Duration = Duration::from_secs(1);
-/// Default of [`SecretsManagerAuthBuilder::operation_timeout`].
-const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default of [`SecretsManagerAuthBuilder::max_attempts`].
-const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// Builds a [`SecretsManagerAuth`]; made by [`SecretsManagerAuth::builder`].
 ///
-/// AWS credentials come, by order of precedence, from a ready [`client`](Self::client) (which
-/// wins over every other setting), [`credentials`](Self::credentials), the
-/// [`sdk_config`](Self::sdk_config), and otherwise the AWS default chain (environment, profile
-/// files, web identity, ECS and EC2 instance metadata; SSO profiles and `credential_process`
-/// are not compiled in), as for [`RdsApiSource`](crate::RdsApiSource) and
+/// A ready [`client`](Self::client) wins over every other AWS setting. Without one, the region,
+/// endpoint URL and AWS credentials come from the [`AwsSettings`] given to [`aws`](Self::aws)
+/// (or set through the shortcuts [`region`](Self::region), [`endpoint_url`](Self::endpoint_url),
+/// [`credentials`](Self::credentials) and [`sdk_config`](Self::sdk_config)), and otherwise from
+/// the AWS default chain, as for [`RdsApiSource`](crate::RdsApiSource) and
 /// [`IamAuth`](crate::IamAuth).
 ///
 /// ```no_run
@@ -50,28 +43,21 @@ const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct SecretsManagerAuthBuilder {
     secret_id: String,
-    region: Option<String>,
-    endpoint_url: Option<String>,
-    credentials: Option<ExplicitCredentials>,
-    sdk_config: Option<SdkConfig>,
+    aws: AwsSettings,
     client: Option<Client>,
     cache_ttl: Duration,
-    operation_timeout: Duration,
-    max_attempts: u32,
+    calls: CallSettings,
 }
 
 impl fmt::Debug for SecretsManagerAuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretsManagerAuthBuilder")
             .field("secret_id", &self.secret_id)
-            .field("region", &self.region)
-            .field("endpoint_url", &self.endpoint_url)
-            .field("credentials", &self.credentials)
-            .field("sdk_config", &self.sdk_config.as_ref().map(|_| ".."))
+            .field("aws", &self.aws)
             .field("client", &self.client.as_ref().map(|_| ".."))
             .field("cache_ttl", &self.cache_ttl)
-            .field("operation_timeout", &self.operation_timeout)
-            .field("max_attempts", &self.max_attempts)
+            .field("operation_timeout", &self.calls.operation_timeout)
+            .field("max_attempts", &self.calls.max_attempts)
             .finish()
     }
 }
@@ -80,18 +66,42 @@ impl SecretsManagerAuthBuilder {
     pub(super) fn new(secret_id: String) -> Self {
         SecretsManagerAuthBuilder {
             secret_id,
-            region: None,
-            endpoint_url: None,
-            credentials: None,
-            sdk_config: None,
+            aws: AwsSettings::new(),
             client: None,
             cache_ttl: DEFAULT_CACHE_TTL,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            calls: CallSettings::default(),
         }
     }
 
-    /// The AWS region of the secret (`us-east-1`, ...).
+    /// Takes the region, endpoint URL, credentials and SDK configuration from `settings`,
+    /// replacing those set before on this builder; the shortcuts called after it change this
+    /// builder's copy only.
+    ///
+    /// Default: [`AwsSettings::new`], everything from the AWS default chain.
+    ///
+    /// ```
+    /// use rds_balancer::{AwsSettings, SecretsManagerAuth};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> rds_balancer::Result<()> {
+    /// let aws = AwsSettings::new()
+    ///     .region("eu-west-1")
+    ///     .credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", None);
+    /// let secret = SecretsManagerAuth::builder("prod/orders/app")
+    ///     .aws(aws)
+    ///     .endpoint_url("https://vpce-0abc.secretsmanager.eu-west-1.vpce.amazonaws.com")
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(secret.region(), Some("eu-west-1"));
+    /// # Ok(()) }
+    /// ```
+    pub fn aws(mut self, settings: AwsSettings) -> Self {
+        self.aws = settings;
+        self
+    }
+
+    /// The AWS region of the secret (`us-east-1`, ...). A shortcut for
+    /// [`AwsSettings::region`] on this builder's settings.
     ///
     /// Default: the region of the [`sdk_config`](Self::sdk_config), else the default chain's
     /// (`AWS_REGION`, the profile, instance metadata). [`build`](Self::build) fails when none
@@ -102,14 +112,16 @@ impl SecretsManagerAuthBuilder {
     /// assert!(format!("{builder:?}").contains("ap-southeast-2"));
     /// ```
     pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.region = Some(region.into());
+        self.aws = self.aws.region(region);
         self
     }
 
     /// Sends the calls to this URL instead of the region's Secrets Manager endpoint: a VPC
-    /// endpoint, or a local emulator in tests.
+    /// endpoint, or a local emulator in tests. A shortcut for [`AwsSettings::endpoint_url`] on
+    /// this builder's settings.
     ///
-    /// Default: the region's endpoint (or the [`sdk_config`](Self::sdk_config)'s URL).
+    /// Default: the [`sdk_config`](Self::sdk_config)'s URL, else the environment's
+    /// (`AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL`), else the region's endpoint.
     ///
     /// ```
     /// let builder = rds_balancer::SecretsManagerAuth::builder("app-db")
@@ -117,11 +129,12 @@ impl SecretsManagerAuthBuilder {
     /// assert!(format!("{builder:?}").contains("vpce-0abc"));
     /// ```
     pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
-        self.endpoint_url = Some(url.into());
+        self.aws = self.aws.endpoint_url(url);
         self
     }
 
-    /// Signs the calls with these AWS credentials instead of the default chain's.
+    /// Signs the calls with these AWS credentials instead of the default chain's. A shortcut
+    /// for [`AwsSettings::credentials`] on this builder's settings.
     ///
     /// The secret key and the session token are kept in a redacting wrapper: no `Debug`, log
     /// line or error of rds-balancer shows them.
@@ -143,17 +156,16 @@ impl SecretsManagerAuthBuilder {
         secret_access_key: impl Into<String>,
         session_token: Option<String>,
     ) -> Self {
-        self.credentials = Some(ExplicitCredentials::new(
-            access_key_id,
-            secret_access_key,
-            session_token,
-        ));
+        self.aws = self
+            .aws
+            .credentials(access_key_id, secret_access_key, session_token);
         self
     }
 
     /// Starts from this AWS SDK configuration (credentials, region, HTTP client, ...), as
-    /// loaded by `aws_config::load_defaults` or built by hand; the setters of this builder
-    /// apply on top of it.
+    /// loaded by `aws_config::load_defaults` or built by hand; the other AWS settings of this
+    /// builder apply on top of it. A shortcut for [`AwsSettings::sdk_config`] on this builder's
+    /// settings.
     ///
     /// Default: the configuration `aws_config` loads from the default chain.
     ///
@@ -166,7 +178,7 @@ impl SecretsManagerAuthBuilder {
     /// # let _ = secret; Ok(()) }
     /// ```
     pub fn sdk_config(mut self, config: SdkConfig) -> Self {
-        self.sdk_config = Some(config);
+        self.aws = self.aws.sdk_config(config);
         self
     }
 
@@ -220,7 +232,7 @@ impl SecretsManagerAuthBuilder {
     /// # drop(builder);
     /// ```
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
+        self.calls.operation_timeout = timeout;
         self
     }
 
@@ -235,7 +247,7 @@ impl SecretsManagerAuthBuilder {
     /// # drop(builder);
     /// ```
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
+        self.calls.max_attempts = attempts;
         self
     }
 
@@ -281,61 +293,17 @@ impl SecretsManagerAuthBuilder {
         let (client, endpoint_url) = match self.client {
             Some(client) => (client, None),
             None => {
-                if self.max_attempts == 0 {
-                    return Err(Error::Config("max_attempts must be at least 1".into()));
-                }
-                let base = match self.sdk_config {
-                    Some(config) => config,
-                    None => {
-                        // Explicit settings go in before loading, so that the default chain
-                        // does not look for a region or credentials it is given.
-                        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                            .http_client(http_client());
-                        if let Some(region) = &self.region {
-                            loader = loader.region(Region::new(region.clone()));
-                        }
-                        if let Some(credentials) = &self.credentials {
-                            loader = loader.credentials_provider(credentials.to_sdk());
-                        }
-                        loader.load().await
-                    }
-                };
-                let mut config = aws_sdk_secretsmanager::config::Builder::from(&base);
-                if base.http_client().is_none() {
-                    config = config.http_client(http_client());
-                }
-                if let Some(region) = self.region {
-                    config = config.region(Region::new(region));
-                }
-                if let Some(url) = &self.endpoint_url {
+                let sdk = self
+                    .aws
+                    .client_config("Secrets Manager", self.calls)
+                    .await?;
+                let mut config = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+                if let Some(url) = self.aws.explicit_endpoint_url() {
+                    // Over AWS_ENDPOINT_URL_SECRETS_MANAGER too.
                     config = config.endpoint_url(url);
                 }
-                if let Some(credentials) = &self.credentials {
-                    config = config.credentials_provider(credentials.to_sdk());
-                }
-                let timeouts = base
-                    .timeout_config()
-                    .map(TimeoutConfig::to_builder)
-                    .unwrap_or_default()
-                    .operation_timeout(self.operation_timeout)
-                    .build();
-                let retries = base
-                    .retry_config()
-                    .cloned()
-                    .unwrap_or_else(RetryConfig::standard)
-                    .with_max_attempts(self.max_attempts);
-                let config = config
-                    .timeout_config(timeouts)
-                    .retry_config(retries)
-                    .build();
-                if config.region().is_none() {
-                    return Err(Error::Config(
-                        "no AWS region for Secrets Manager: set `region(..)`, AWS_REGION or a \
-                         profile's region"
-                            .into(),
-                    ));
-                }
-                (Client::from_conf(config), self.endpoint_url)
+                let endpoint_url = self.aws.explicit_endpoint_url().map(str::to_owned);
+                (Client::from_conf(config.build()), endpoint_url)
             }
         };
         Ok(SecretsManagerAuth {
