@@ -461,4 +461,56 @@ async fn settings_that_cannot_work_are_config_errors() {
         .await
         .expect_err("empty id");
     assert_eq!(err.kind(), ErrorKind::Config);
+
+    // AWS settings that cannot work are refused at build, not at the first call.
+    let valid = || {
+        AwsSettings::new().region("us-east-1").credentials(
+            "AKIDEXAMPLE",
+            SECRET_KEY,
+            Some(SESSION_TOKEN.to_owned()),
+        )
+    };
+    let refused = [
+        ("region", valid().region("US East 1")),
+        ("region", valid().region("")),
+        ("endpoint URL", valid().endpoint_url("127.0.0.1:5000")),
+        ("endpoint URL", valid().endpoint_url("ftp://rds.example")),
+        (
+            "secret access key",
+            valid().credentials("AKIDEXAMPLE", "", None),
+        ),
+        (
+            "session token",
+            valid().credentials("AKIDEXAMPLE", SECRET_KEY, Some(String::new())),
+        ),
+    ];
+    for (what, aws) in refused {
+        let err = RdsApiSource::builder("app")
+            .aws(aws)
+            .build()
+            .await
+            .expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains(what), "{shown}");
+        assert!(
+            !shown.contains(SECRET_KEY) && !shown.contains(SESSION_TOKEN),
+            "{shown}"
+        );
+    }
+    for builder in [
+        RdsApiSource::builder("app").aws(valid()).max_attempts(0),
+        RdsApiSource::builder("app")
+            .aws(valid())
+            .operation_timeout(Duration::ZERO),
+    ] {
+        let err = builder.build().await.expect_err("no attempt or no time");
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    }
+    // The same settings are valid with an http(s) URL and a region name.
+    RdsApiSource::builder("app")
+        .aws(valid().endpoint_url("https://rds.eu-west-1.amazonaws.com"))
+        .build()
+        .await
+        .expect("valid settings");
 }

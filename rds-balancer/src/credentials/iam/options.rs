@@ -195,8 +195,10 @@ impl IamAuthBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] when the user name is empty, the lifetime is not a whole number of
-    /// seconds between 1 second and 15 minutes, `renew_before` is not shorter than it, or no
-    /// region or no AWS credentials provider is configured.
+    /// seconds between 1 second and 15 minutes, `renew_before` is not shorter than it, an
+    /// [AWS setting](AwsSettings) cannot work (a region that is not a region name, an endpoint
+    /// URL that is not an `http(s)` URL, explicit credentials with an empty part), or no region
+    /// or no AWS credentials provider is configured.
     ///
     /// ```
     /// use std::time::Duration;

@@ -222,7 +222,7 @@ impl SecretsManagerAuthBuilder {
     /// How long one `GetSecretValue` may take, retries included, before it fails with an
     /// [`Error::Credentials`]. Not applied to a ready [`client`](Self::client).
     ///
-    /// Default: 10 seconds.
+    /// Default: 10 seconds. Zero is refused by [`build`](Self::build).
     ///
     /// ```
     /// use std::time::Duration;
@@ -240,7 +240,7 @@ impl SecretsManagerAuthBuilder {
     /// back-off, for throttling, transient and transport errors); 1 disables retries. Not
     /// applied to a ready [`client`](Self::client).
     ///
-    /// Default: 3.
+    /// Default: 3. Zero is refused by [`build`](Self::build).
     ///
     /// ```
     /// let builder = rds_balancer::SecretsManagerAuth::builder("app-db").max_attempts(5);
@@ -256,8 +256,11 @@ impl SecretsManagerAuthBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the secret id is empty, the cache TTL is under 1 second,
-    /// `max_attempts` is 0, or no region is configured (unless a ready client was given).
+    /// [`Error::Config`] when the secret id is empty, the cache TTL is under 1 second; and,
+    /// unless a ready client was given, when `max_attempts` or `operation_timeout` is 0, an
+    /// [AWS setting](AwsSettings) cannot work (a region that is not a region name, an endpoint
+    /// URL that is not an `http(s)` URL, explicit credentials with an empty part), or no region
+    /// is configured.
     ///
     /// ```
     /// use std::time::Duration;

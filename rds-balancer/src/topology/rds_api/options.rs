@@ -200,7 +200,7 @@ impl RdsApiSourceBuilder {
     /// [`Error::Topology`]. A fetch makes one `DescribeDBClusters` call and one
     /// `DescribeDBInstances` call per page.
     ///
-    /// Default: 10 seconds.
+    /// Default: 10 seconds. Zero is refused by [`build`](Self::build).
     ///
     /// ```
     /// use std::time::Duration;
@@ -218,7 +218,7 @@ impl RdsApiSourceBuilder {
     /// exponential back-off, for throttling, transient and transport errors); 1 disables
     /// retries.
     ///
-    /// Default: 3.
+    /// Default: 3. Zero is refused by [`build`](Self::build).
     ///
     /// ```
     /// let builder = rds_balancer::RdsApiSource::builder("orders-cluster").max_attempts(5);
@@ -248,8 +248,11 @@ impl RdsApiSourceBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the cluster id is empty, the page size or the number of attempts
-    /// is out of range, or no region is configured (unless a ready client was given).
+    /// [`Error::Config`] when the cluster id is empty or the page size is out of range; and,
+    /// unless a ready client was given, when `max_attempts` or `operation_timeout` is 0, an
+    /// [AWS setting](AwsSettings) cannot work (a region that is not a region name, an endpoint
+    /// URL that is not an `http(s)` URL, explicit credentials with an empty part), or no region
+    /// is configured.
     ///
     /// ```
     /// use rds_balancer::{ErrorKind, RdsApiSource};

@@ -1,21 +1,17 @@
-//! What every part of rds-balancer that talks to AWS shares: [`AwsSettings`] (region, endpoint
-//! URL, credentials and SDK configuration, resolved into one `SdkConfig` here and only here), the
-//! timeout and retry settings of the clients it builds, explicit credentials that never print
-//! their secret, the HTTPS client, and error texts built from `Display` only.
+//! [`AwsSettings`]: the region, endpoint URL, credentials and SDK configuration of the AWS
+//! parts, resolved into one `SdkConfig` here and only here; and [`CallSettings`], the timeout
+//! and attempts of the clients built from it.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_rds::config::retry::RetryConfig;
 use aws_sdk_rds::config::timeout::TimeoutConfig;
-use aws_sdk_rds::config::{
-    Credentials as AwsCredentials, Region, SharedCredentialsProvider, SharedHttpClient,
-};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_sdk_rds::config::{Region, SharedCredentialsProvider};
 
-use crate::credentials::Secret;
+use super::credentials::ExplicitCredentials;
+use super::http_client;
 use crate::error::{Error, Result};
 
 /// Where the AWS parts of rds-balancer ([`RdsApiSource`](crate::RdsApiSource),
@@ -175,6 +171,42 @@ impl AwsSettings {
         self.endpoint_url.as_deref()
     }
 
+    /// Refuses settings that cannot work: a region that is not a region name, an endpoint URL
+    /// that is not an `http` or `https` URL with a host, explicit credentials with an empty
+    /// part. The errors never show a secret.
+    fn validate(&self) -> Result<()> {
+        if let Some(region) = &self.region {
+            let valid = !region.is_empty()
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid {
+                return Err(Error::Config(
+                    format!("the AWS region {region:?} is not a region name such as `us-east-1`")
+                        .into(),
+                ));
+            }
+        }
+        if let Some(endpoint_url) = &self.endpoint_url {
+            let valid = url::Url::parse(endpoint_url).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https") && url.host_str().is_some()
+            });
+            if !valid {
+                return Err(Error::Config(
+                    format!(
+                        "the AWS endpoint URL {endpoint_url:?} is not an http or https URL with a \
+                         host"
+                    )
+                    .into(),
+                ));
+            }
+        }
+        if let Some(credentials) = &self.credentials {
+            credentials.validate()?;
+        }
+        Ok(())
+    }
+
     /// These settings as one SDK configuration, and its region: the base configuration (given,
     /// or loaded from the default chain with the explicit region and credentials, so that the
     /// chain does not look for them), with the explicit settings on top and rds-balancer's
@@ -182,8 +214,10 @@ impl AwsSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when no region is found; `service` names what needs one.
+    /// [`Error::Config`] when a setting cannot work (see `validate`) or no region is found;
+    /// `service` names what needs one.
     pub(crate) async fn resolve(&self, service: &str) -> Result<(SdkConfig, Region)> {
+        self.validate()?;
         let base = match &self.sdk_config {
             Some(config) => config.clone(),
             None => {
@@ -231,7 +265,8 @@ impl AwsSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when `calls` allows no attempt or no region is found.
+    /// [`Error::Config`] when `calls` allows no attempt or no time, a setting cannot work, or no
+    /// region is found.
     pub(crate) async fn client_config(
         &self,
         service: &str,
@@ -239,6 +274,11 @@ impl AwsSettings {
     ) -> Result<SdkConfig> {
         if calls.max_attempts == 0 {
             return Err(Error::Config("max_attempts must be at least 1".into()));
+        }
+        if calls.operation_timeout.is_zero() {
+            return Err(Error::Config(
+                "operation_timeout must be more than zero".into(),
+            ));
         }
         let (config, _) = self.resolve(service).await?;
         let timeouts = config
@@ -277,64 +317,4 @@ impl Default for CallSettings {
             max_attempts: 3,
         }
     }
-}
-
-/// Explicit AWS credentials: the key id is shown, the secret key and session token are not.
-#[derive(Clone, Debug)]
-pub(crate) struct ExplicitCredentials {
-    access_key_id: String,
-    secret_access_key: Secret,
-    session_token: Option<Secret>,
-}
-
-impl ExplicitCredentials {
-    pub(crate) fn new(
-        access_key_id: impl Into<String>,
-        secret_access_key: impl Into<String>,
-        session_token: Option<String>,
-    ) -> Self {
-        ExplicitCredentials {
-            access_key_id: access_key_id.into(),
-            secret_access_key: Secret::new(secret_access_key),
-            session_token: session_token.map(Secret::new),
-        }
-    }
-
-    /// The SDK's form (whose `Debug` redacts the secret too).
-    pub(crate) fn to_sdk(&self) -> AwsCredentials {
-        AwsCredentials::new(
-            self.access_key_id.clone(),
-            self.secret_access_key.expose().to_owned(),
-            self.session_token
-                .as_ref()
-                .map(|token| token.expose().to_owned()),
-            None,
-            "rds-balancer",
-        )
-    }
-}
-
-/// The HTTPS client of the AWS clients rds-balancer builds (and of the default credential
-/// chain's providers): hyper and rustls with the ring provider, trusting the platform's roots.
-pub(crate) fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
-}
-
-/// `what`, then the `Display` of each error in the source chain (never their `Debug`, which
-/// for a response includes its headers and body), skipping repeats.
-pub(crate) fn error_chain(what: &str, mut source: Option<&(dyn StdError + 'static)>) -> String {
-    let mut message = what.to_owned();
-    let mut last = String::new();
-    while let Some(err) = source {
-        let text = err.to_string();
-        if !text.is_empty() && text != last && !message.ends_with(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        last = text;
-        source = err.source();
-    }
-    message
 }
