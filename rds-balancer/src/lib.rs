@@ -18,6 +18,8 @@ mod route;
 mod settings;
 mod topology;
 
+#[cfg(feature = "rds-api")]
+pub use self::aws::AwsSettings;
 pub use self::bluegreen::{
     BlueGreenEndpoint, BlueGreenEvent, BlueGreenOptions, BlueGreenPhase, BlueGreenRole,
     BlueGreenStatus,

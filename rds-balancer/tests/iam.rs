@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_config::SdkConfig;
 use aws_sdk_rds::config::{Region, SharedCredentialsProvider};
 use aws_sdk_rds::primitives::{DateTime, DateTimeFormat};
-use rds_balancer::{CredentialProvider, Credentials, Endpoint, ErrorKind, IamAuth};
+use rds_balancer::{AwsSettings, CredentialProvider, Credentials, Endpoint, ErrorKind, IamAuth};
 
 const ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
 const SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -482,6 +482,67 @@ async fn an_sdk_config_provides_region_credentials_and_clock() {
         no_credentials.to_string().contains("credentials"),
         "{no_credentials}"
     );
+}
+
+/// The shared AWS settings sign the same tokens as the builder's shortcuts, IAM ignores their
+/// endpoint URL, and neither the settings nor the builder show a secret.
+#[tokio::test]
+async fn shared_aws_settings_sign_as_the_shortcuts_do_and_show_no_secret() {
+    let fixed = UNIX_EPOCH + Duration::from_secs(1_724_709_600);
+    let clock_only = SdkConfig::builder()
+        .time_source(aws_smithy_async::time::StaticTimeSource::new(fixed))
+        .build();
+    let aws = AwsSettings::new()
+        .sdk_config(clock_only.clone())
+        .region("eu-west-1")
+        .endpoint_url("http://127.0.0.1:9")
+        .credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, Some(SESSION_TOKEN.into()));
+    let shown_settings = format!("{aws:?} {aws:#?}");
+    assert!(shown_settings.contains(ACCESS_KEY_ID), "{shown_settings}");
+    assert!(shown_settings.contains("eu-west-1"), "{shown_settings}");
+    assert!(
+        shown_settings.contains("http://127.0.0.1:9"),
+        "{shown_settings}"
+    );
+    assert_no_secret(&shown_settings);
+
+    let shared = IamAuth::builder("app").aws(aws.clone());
+    let shown_builder = format!("{shared:?}");
+    assert!(shown_builder.contains(ACCESS_KEY_ID), "{shown_builder}");
+    assert_no_secret(&shown_builder);
+    let shared = shared.build().await.expect("builds offline");
+    let shortcuts = IamAuth::builder("app")
+        .sdk_config(clock_only)
+        .region("eu-west-1")
+        .credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, Some(SESSION_TOKEN.into()))
+        .build()
+        .await
+        .expect("builds offline");
+    let endpoint = Endpoint::new("db-1.abc.eu-west-1.rds.amazonaws.com", 5432);
+    let token = shared.credentials(&endpoint).await.expect("signed");
+    assert_eq!(
+        shortcuts.credentials(&endpoint).await.expect("signed"),
+        token
+    );
+    assert_eq!(amz_date(token_of(&token)), "20240826T220000Z");
+    assert!(token_of(&token).starts_with("db-1.abc.eu-west-1.rds.amazonaws.com:5432/?"));
+
+    // A shortcut after `aws(..)` changes this builder's copy only.
+    let other_region = IamAuth::builder("app")
+        .aws(aws.clone())
+        .region("sa-east-1")
+        .build()
+        .await
+        .expect("builds offline");
+    assert_eq!(other_region.region(), "sa-east-1");
+    // `aws(..)` replaces what the shortcuts set before it.
+    let replaced = IamAuth::builder("app")
+        .region("sa-east-1")
+        .aws(aws)
+        .build()
+        .await
+        .expect("builds offline");
+    assert_eq!(replaced.region(), "eu-west-1");
 }
 
 #[tokio::test]

@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_rds::config::{BehaviorVersion, Credentials, Region};
-use rds_balancer::{Error, ErrorKind, Instance, RdsApiSource, Topology, TopologySource};
+use rds_balancer::{
+    AwsSettings, Error, ErrorKind, Instance, RdsApiSource, Topology, TopologySource,
+};
 use rds_balancer_testkit::RdsEmulator;
 
 const SECRET_KEY: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
@@ -307,6 +309,62 @@ async fn debug_shows_neither_the_secret_key_nor_the_session_token() {
 }
 
 #[tokio::test]
+async fn one_aws_settings_value_serves_many_sources_and_a_shortcut_overrides_one() {
+    let rds = emulator();
+    create_cluster(rds, "shared", &[("shared-w", 15500, 0)]);
+    create_cluster(rds, "shared-too", &[("shared-too-w", 15501, 0)]);
+    let aws = AwsSettings::new()
+        .region(rds.region())
+        .endpoint_url(rds.endpoint_url())
+        .credentials("AKIDEXAMPLE", SECRET_KEY, Some(SESSION_TOKEN.to_owned()));
+    let shown = format!("{aws:?}");
+    assert!(shown.contains(&rds.endpoint_url()), "{shown}");
+    assert!(
+        !shown.contains(SECRET_KEY) && !shown.contains(SESSION_TOKEN),
+        "{shown}"
+    );
+
+    for (cluster, writer) in [("shared", "shared-w"), ("shared-too", "shared-too-w")] {
+        let source = RdsApiSource::builder(cluster)
+            .aws(aws.clone())
+            .build()
+            .await
+            .expect("build");
+        assert_eq!(
+            writer_id(&source.fetch().await.expect("fetch")),
+            Some(writer)
+        );
+        let shown = format!("{source:?}");
+        assert!(shown.contains(&rds.endpoint_url()), "{shown}");
+    }
+
+    // A shortcut after `aws(..)` changes this builder's copy only...
+    let elsewhere = RdsApiSource::builder("shared")
+        .aws(aws.clone())
+        .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
+        .max_attempts(1)
+        .operation_timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .expect("build");
+    let err = elsewhere.fetch().await.expect_err("nothing listens there");
+    assert_eq!(err.kind(), ErrorKind::Topology);
+    // ...and `aws(..)` replaces what the shortcuts set before it.
+    let replaced = RdsApiSource::builder("shared")
+        .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
+        .region("eu-west-1")
+        .aws(aws)
+        .build()
+        .await
+        .expect("build");
+    assert_eq!(replaced.region(), Some(rds.region()));
+    assert_eq!(
+        writer_id(&replaced.fetch().await.expect("fetch")),
+        Some("shared-w")
+    );
+}
+
+#[tokio::test]
 async fn a_ready_client_is_used_as_is() {
     let rds = emulator();
     create_cluster(
@@ -403,4 +461,56 @@ async fn settings_that_cannot_work_are_config_errors() {
         .await
         .expect_err("empty id");
     assert_eq!(err.kind(), ErrorKind::Config);
+
+    // AWS settings that cannot work are refused at build, not at the first call.
+    let valid = || {
+        AwsSettings::new().region("us-east-1").credentials(
+            "AKIDEXAMPLE",
+            SECRET_KEY,
+            Some(SESSION_TOKEN.to_owned()),
+        )
+    };
+    let refused = [
+        ("region", valid().region("US East 1")),
+        ("region", valid().region("")),
+        ("endpoint URL", valid().endpoint_url("127.0.0.1:5000")),
+        ("endpoint URL", valid().endpoint_url("ftp://rds.example")),
+        (
+            "secret access key",
+            valid().credentials("AKIDEXAMPLE", "", None),
+        ),
+        (
+            "session token",
+            valid().credentials("AKIDEXAMPLE", SECRET_KEY, Some(String::new())),
+        ),
+    ];
+    for (what, aws) in refused {
+        let err = RdsApiSource::builder("app")
+            .aws(aws)
+            .build()
+            .await
+            .expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains(what), "{shown}");
+        assert!(
+            !shown.contains(SECRET_KEY) && !shown.contains(SESSION_TOKEN),
+            "{shown}"
+        );
+    }
+    for builder in [
+        RdsApiSource::builder("app").aws(valid()).max_attempts(0),
+        RdsApiSource::builder("app")
+            .aws(valid())
+            .operation_timeout(Duration::ZERO),
+    ] {
+        let err = builder.build().await.expect_err("no attempt or no time");
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    }
+    // The same settings are valid with an http(s) URL and a region name.
+    RdsApiSource::builder("app")
+        .aws(valid().endpoint_url("https://rds.eu-west-1.amazonaws.com"))
+        .build()
+        .await
+        .expect("valid settings");
 }

@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use rds_balancer::{CredentialProvider, Endpoint, ErrorKind, RdsConnection, SecretsManagerAuth};
+use rds_balancer::{
+    AwsSettings, CredentialProvider, Endpoint, ErrorKind, RdsApiSource, RdsConnection,
+    SecretsManagerAuth, TopologySource,
+};
 use rds_balancer_testkit::{Error as KitError, PgCluster, RdsEmulator};
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 
@@ -168,6 +171,49 @@ async fn one_fetch_serves_every_endpoint_and_a_rejection_fetches_again() {
     assert!(
         !shown.contains("\"two\"") && !shown.contains("password\":"),
         "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn one_aws_settings_value_serves_secrets_manager_and_the_rds_api() {
+    let aws = aws();
+    aws.create_secret("shared-app", &secret_json("shared_app", "one"))
+        .unwrap();
+    aws.create_cluster("shared-cluster", "aurora-postgresql")
+        .unwrap();
+    aws.add_instance("shared-cluster", "shared-cluster-w", 15510, Some(0))
+        .unwrap();
+    let settings = AwsSettings::new()
+        .region(aws.region())
+        .endpoint_url(aws.endpoint_url())
+        .credentials(
+            RdsEmulator::ACCESS_KEY_ID,
+            RdsEmulator::SECRET_ACCESS_KEY,
+            None,
+        );
+
+    let auth = SecretsManagerAuth::builder("shared-app")
+        .aws(settings.clone())
+        .build()
+        .await
+        .unwrap();
+    let credentials = auth
+        .credentials(&Endpoint::new("127.0.0.1", 5432))
+        .await
+        .unwrap();
+    assert_eq!(credentials.username.as_deref(), Some("shared_app"));
+    assert_eq!(credentials.password.expose(), "one");
+    assert_eq!(auth.region(), Some(aws.region()));
+
+    let source = RdsApiSource::builder("shared-cluster")
+        .aws(settings)
+        .build()
+        .await
+        .unwrap();
+    let topology = source.fetch().await.unwrap();
+    assert_eq!(
+        topology.writer().map(|w| w.id.as_str()),
+        Some("shared-cluster-w")
     );
 }
 

@@ -190,14 +190,16 @@ impl ClusterViewSourceBuilder {
         self
     }
 
-    /// The source.
+    /// Builds the source. It sends nothing to the database; the topology query is put together
+    /// here, once.
     ///
-    /// Fails with [`Error::Config`] when the host pattern is missing or does not hold exactly
-    /// one `?`, when the query timeout is zero, when a connection is not a PostgreSQL or
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the host pattern is missing or does not hold exactly one `?`,
+    /// when the query timeout is zero, when a connection is not a PostgreSQL or
     /// MySQL one (a disconnected `DatabaseConnection::default()` included) or the connections
     /// mix backends, or when the [status relation](Self::status_relation) is not a name the
-    /// backend can select from. It sends nothing to the database; the topology query is put
-    /// together here, once.
+    /// backend can select from.
     ///
     /// ```
     /// use rds_balancer::{ClusterViewSource, ErrorKind};

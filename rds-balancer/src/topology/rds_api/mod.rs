@@ -83,11 +83,36 @@ impl RdsApiSource {
     }
 
     /// The cluster identifier it describes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> rds_balancer::Result<()> {
+    /// let source = rds_balancer::RdsApiSource::builder("orders-cluster")
+    ///     .region("eu-west-1")
+    ///     .credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", None)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(source.cluster_id(), "orders-cluster");
+    /// # Ok(()) }
+    /// ```
     pub fn cluster_id(&self) -> &str {
         &self.inner.cluster_id
     }
 
-    /// The region its client calls, when it has one.
+    /// The region its client calls, when it has one (`None` only with a ready client that has
+    /// none).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> rds_balancer::Result<()> {
+    /// let source = rds_balancer::RdsApiSource::builder("orders-cluster")
+    ///     .region("us-east-2")
+    ///     .credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", None)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(source.region(), Some("us-east-2"));
+    /// # Ok(()) }
+    /// ```
     pub fn region(&self) -> Option<&str> {
         self.inner.client.config().region().map(|r| r.as_ref())
     }

@@ -4,20 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_rds::Client;
-use aws_sdk_rds::config::Region;
-use aws_sdk_rds::config::retry::RetryConfig;
-use aws_sdk_rds::config::timeout::TimeoutConfig;
 
 use super::{Inner, RdsApiSource};
-use crate::aws::{ExplicitCredentials, http_client};
+use crate::aws::{AwsSettings, CallSettings};
 use crate::error::{Error, Result};
 
-/// Default of [`RdsApiSourceBuilder::operation_timeout`].
-const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default of [`RdsApiSourceBuilder::max_attempts`].
-const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// Default of [`RdsApiSourceBuilder::page_size`]: the most `DescribeDBInstances` returns at once.
 const DEFAULT_PAGE_SIZE: i32 = 100;
 /// The page sizes the RDS API accepts.
@@ -25,11 +18,12 @@ const PAGE_SIZES: std::ops::RangeInclusive<i32> = 20..=100;
 
 /// Builds an [`RdsApiSource`]; made by [`RdsApiSource::builder`].
 ///
-/// Credentials come, by order of precedence, from a ready [`client`](Self::client) (which wins
-/// over every other setting), [`credentials`](Self::credentials), the
-/// [`sdk_config`](Self::sdk_config), and otherwise the AWS default chain (environment, profile
-/// files, web identity, ECS and EC2 instance metadata; SSO profiles and `credential_process`
-/// are not compiled in).
+/// A ready [`client`](Self::client) wins over every other AWS setting. Without one, the region,
+/// endpoint URL and credentials come from the [`AwsSettings`] given to [`aws`](Self::aws) (or
+/// set through the shortcuts [`region`](Self::region), [`endpoint_url`](Self::endpoint_url),
+/// [`credentials`](Self::credentials) and [`sdk_config`](Self::sdk_config)), and otherwise from
+/// the AWS default chain (environment, profile files, web identity, ECS and EC2 instance
+/// metadata; SSO profiles and `credential_process` are not compiled in).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -47,13 +41,9 @@ const PAGE_SIZES: std::ops::RangeInclusive<i32> = 20..=100;
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct RdsApiSourceBuilder {
     cluster_id: String,
-    region: Option<String>,
-    endpoint_url: Option<String>,
-    credentials: Option<ExplicitCredentials>,
-    sdk_config: Option<SdkConfig>,
+    aws: AwsSettings,
     client: Option<Client>,
-    operation_timeout: Duration,
-    max_attempts: u32,
+    calls: CallSettings,
     page_size: i32,
 }
 
@@ -61,13 +51,10 @@ impl fmt::Debug for RdsApiSourceBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RdsApiSourceBuilder")
             .field("cluster_id", &self.cluster_id)
-            .field("region", &self.region)
-            .field("endpoint_url", &self.endpoint_url)
-            .field("credentials", &self.credentials)
-            .field("sdk_config", &self.sdk_config.as_ref().map(|_| ".."))
+            .field("aws", &self.aws)
             .field("client", &self.client.as_ref().map(|_| ".."))
-            .field("operation_timeout", &self.operation_timeout)
-            .field("max_attempts", &self.max_attempts)
+            .field("operation_timeout", &self.calls.operation_timeout)
+            .field("max_attempts", &self.calls.max_attempts)
             .field("page_size", &self.page_size)
             .finish()
     }
@@ -77,37 +64,71 @@ impl RdsApiSourceBuilder {
     pub(super) fn new(cluster_id: String) -> Self {
         RdsApiSourceBuilder {
             cluster_id,
-            region: None,
-            endpoint_url: None,
-            credentials: None,
-            sdk_config: None,
+            aws: AwsSettings::new(),
             client: None,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            calls: CallSettings::default(),
             page_size: DEFAULT_PAGE_SIZE,
         }
     }
 
-    /// The AWS region of the cluster (`us-east-1`, ...).
+    /// Takes the region, endpoint URL, credentials and SDK configuration from `settings`,
+    /// replacing those set before on this builder; the shortcuts called after it change this
+    /// builder's copy only.
+    ///
+    /// Default: [`AwsSettings::new`], everything from the AWS default chain.
+    ///
+    /// ```
+    /// use rds_balancer::{AwsSettings, RdsApiSource};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> rds_balancer::Result<()> {
+    /// let aws = AwsSettings::new()
+    ///     .region("eu-west-1")
+    ///     .credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", None);
+    /// let source = RdsApiSource::builder("orders-cluster").aws(aws).build().await?;
+    /// assert_eq!(source.region(), Some("eu-west-1"));
+    /// # Ok(()) }
+    /// ```
+    pub fn aws(mut self, settings: AwsSettings) -> Self {
+        self.aws = settings;
+        self
+    }
+
+    /// The AWS region of the cluster (`us-east-1`, ...). A shortcut for
+    /// [`AwsSettings::region`] on this builder's settings.
     ///
     /// Default: the region of the [`sdk_config`](Self::sdk_config), else the default chain's
     /// (`AWS_REGION`, the profile, instance metadata). [`build`](Self::build) fails when none
     /// is found.
+    ///
+    /// ```
+    /// let builder = rds_balancer::RdsApiSource::builder("orders-cluster").region("eu-west-1");
+    /// assert!(format!("{builder:?}").contains("eu-west-1"));
+    /// ```
     pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.region = Some(region.into());
+        self.aws = self.aws.region(region);
         self
     }
 
     /// Sends the API calls to this URL instead of the region's RDS endpoint: a VPC endpoint,
-    /// or a local emulator in tests.
+    /// or a local emulator in tests. A shortcut for [`AwsSettings::endpoint_url`] on this
+    /// builder's settings.
     ///
-    /// Default: the region's endpoint (or the [`sdk_config`](Self::sdk_config)'s URL).
+    /// Default: the [`sdk_config`](Self::sdk_config)'s URL, else the environment's
+    /// (`AWS_ENDPOINT_URL_RDS`, `AWS_ENDPOINT_URL`), else the region's endpoint.
+    ///
+    /// ```
+    /// let builder = rds_balancer::RdsApiSource::builder("orders-cluster")
+    ///     .endpoint_url("https://vpce-0abc.rds.eu-west-1.vpce.amazonaws.com");
+    /// assert!(format!("{builder:?}").contains("vpce-0abc"));
+    /// ```
     pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
-        self.endpoint_url = Some(url.into());
+        self.aws = self.aws.endpoint_url(url);
         self
     }
 
-    /// Signs the calls with these credentials instead of the default chain's.
+    /// Signs the calls with these credentials instead of the default chain's. A shortcut for
+    /// [`AwsSettings::credentials`] on this builder's settings.
     ///
     /// The secret key and the session token are kept in a redacting wrapper: no `Debug`, log
     /// line or error of rds-balancer shows them.
@@ -129,17 +150,16 @@ impl RdsApiSourceBuilder {
         secret_access_key: impl Into<String>,
         session_token: Option<String>,
     ) -> Self {
-        self.credentials = Some(ExplicitCredentials::new(
-            access_key_id,
-            secret_access_key,
-            session_token,
-        ));
+        self.aws = self
+            .aws
+            .credentials(access_key_id, secret_access_key, session_token);
         self
     }
 
     /// Starts from this AWS SDK configuration (credentials, region, HTTP client, ...), as
-    /// loaded by `aws_config::load_defaults` or built by hand; the setters of this builder
-    /// apply on top of it.
+    /// loaded by `aws_config::load_defaults` or built by hand; the other AWS settings of this
+    /// builder apply on top of it. A shortcut for [`AwsSettings::sdk_config`] on this builder's
+    /// settings.
     ///
     /// Default: the configuration `aws_config` loads from the default chain.
     ///
@@ -152,7 +172,7 @@ impl RdsApiSourceBuilder {
     /// # Ok(()) }
     /// ```
     pub fn sdk_config(mut self, config: SdkConfig) -> Self {
-        self.sdk_config = Some(config);
+        self.aws = self.aws.sdk_config(config);
         self
     }
 
@@ -180,9 +200,17 @@ impl RdsApiSourceBuilder {
     /// [`Error::Topology`]. A fetch makes one `DescribeDBClusters` call and one
     /// `DescribeDBInstances` call per page.
     ///
-    /// Default: 10 seconds.
+    /// Default: 10 seconds. Zero is refused by [`build`](Self::build).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let builder = rds_balancer::RdsApiSource::builder("orders-cluster")
+    ///     .operation_timeout(Duration::from_secs(3));
+    /// assert!(format!("{builder:?}").contains("operation_timeout: 3s"));
+    /// ```
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
+        self.calls.operation_timeout = timeout;
         self
     }
 
@@ -190,9 +218,14 @@ impl RdsApiSourceBuilder {
     /// exponential back-off, for throttling, transient and transport errors); 1 disables
     /// retries.
     ///
-    /// Default: 3.
+    /// Default: 3. Zero is refused by [`build`](Self::build).
+    ///
+    /// ```
+    /// let builder = rds_balancer::RdsApiSource::builder("orders-cluster").max_attempts(5);
+    /// assert!(format!("{builder:?}").contains("max_attempts: 5"));
+    /// ```
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
+        self.calls.max_attempts = attempts;
         self
     }
 
@@ -200,6 +233,11 @@ impl RdsApiSourceBuilder {
     /// accepts 20 to 100.
     ///
     /// Default: 100.
+    ///
+    /// ```
+    /// let builder = rds_balancer::RdsApiSource::builder("orders-cluster").page_size(50);
+    /// assert!(format!("{builder:?}").contains("page_size: 50"));
+    /// ```
     pub fn page_size(mut self, records: i32) -> Self {
         self.page_size = records;
         self
@@ -210,8 +248,26 @@ impl RdsApiSourceBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the cluster id is empty, the page size or the number of attempts
-    /// is out of range, or no region is configured (unless a ready client was given).
+    /// [`Error::Config`] when the cluster id is empty or the page size is out of range; and,
+    /// unless a ready client was given, when `max_attempts` or `operation_timeout` is 0, an
+    /// [AWS setting](AwsSettings) cannot work (a region that is not a region name, an endpoint
+    /// URL that is not an `http(s)` URL, explicit credentials with an empty part), or no region
+    /// is configured.
+    ///
+    /// ```
+    /// use rds_balancer::{ErrorKind, RdsApiSource};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let too_big = RdsApiSource::builder("orders-cluster")
+    ///     .region("eu-west-1")
+    ///     .credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", None)
+    ///     .page_size(500)
+    ///     .build()
+    ///     .await;
+    /// assert_eq!(too_big.err().map(|err| err.kind()), Some(ErrorKind::Config));
+    /// # }
+    /// ```
     pub async fn build(self) -> Result<RdsApiSource> {
         if self.cluster_id.trim().is_empty() {
             return Err(Error::Config("the RDS cluster identifier is empty".into()));
@@ -228,34 +284,14 @@ impl RdsApiSourceBuilder {
         let (client, endpoint_url) = match self.client {
             Some(client) => (client, None),
             None => {
-                if self.max_attempts == 0 {
-                    return Err(Error::Config("max_attempts must be at least 1".into()));
+                let sdk = self.aws.client_config("the RDS API", self.calls).await?;
+                let mut config = aws_sdk_rds::config::Builder::from(&sdk);
+                if let Some(url) = self.aws.explicit_endpoint_url() {
+                    // Over AWS_ENDPOINT_URL_RDS too.
+                    config = config.endpoint_url(url);
                 }
-                let base = match self.sdk_config {
-                    Some(config) => config,
-                    None => {
-                        // Explicit settings go in before loading, so that the default chain
-                        // does not look for a region or credentials it is given.
-                        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                            .http_client(http_client());
-                        if let Some(region) = &self.region {
-                            loader = loader.region(Region::new(region.clone()));
-                        }
-                        if let Some(credentials) = &self.credentials {
-                            loader = loader.credentials_provider(credentials.to_sdk());
-                        }
-                        loader.load().await
-                    }
-                };
-                let client = client_from(
-                    &base,
-                    self.region,
-                    self.endpoint_url.clone(),
-                    self.credentials,
-                    self.operation_timeout,
-                    self.max_attempts,
-                )?;
-                (client, self.endpoint_url)
+                let endpoint_url = self.aws.explicit_endpoint_url().map(str::to_owned);
+                (Client::from_conf(config.build()), endpoint_url)
             }
         };
         Ok(RdsApiSource {
@@ -267,50 +303,4 @@ impl RdsApiSourceBuilder {
             }),
         })
     }
-}
-
-/// An RDS client over `base`, with the builder's explicit settings on top.
-fn client_from(
-    base: &SdkConfig,
-    region: Option<String>,
-    endpoint_url: Option<String>,
-    credentials: Option<ExplicitCredentials>,
-    operation_timeout: Duration,
-    max_attempts: u32,
-) -> Result<Client> {
-    let mut config = aws_sdk_rds::config::Builder::from(base);
-    if base.http_client().is_none() {
-        config = config.http_client(http_client());
-    }
-    if let Some(region) = region {
-        config = config.region(Region::new(region));
-    }
-    if let Some(url) = endpoint_url {
-        config = config.endpoint_url(url);
-    }
-    if let Some(credentials) = &credentials {
-        config = config.credentials_provider(credentials.to_sdk());
-    }
-    let timeouts = base
-        .timeout_config()
-        .map(TimeoutConfig::to_builder)
-        .unwrap_or_default()
-        .operation_timeout(operation_timeout)
-        .build();
-    let retries = base
-        .retry_config()
-        .cloned()
-        .unwrap_or_else(RetryConfig::standard)
-        .with_max_attempts(max_attempts);
-    let config = config
-        .timeout_config(timeouts)
-        .retry_config(retries)
-        .build();
-    if config.region().is_none() {
-        return Err(Error::Config(
-            "no AWS region for the RDS API: set `region(..)`, AWS_REGION or a profile's region"
-                .into(),
-        ));
-    }
-    Ok(Client::from_conf(config))
 }
