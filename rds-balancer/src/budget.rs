@@ -166,7 +166,6 @@ impl Budget {
     }
 
     /// Refuses every slot from now on (`ShuttingDown`), waiters included.
-    #[allow(dead_code)] // Not called yet: shutdown should close the budget, to stop its waiters at once.
     pub(crate) fn close(&self) {
         self.shared.lock().closed = true;
         self.shared.changed.notify_waiters();

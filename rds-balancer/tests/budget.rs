@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rds_balancer::{ErrorKind, RdsConnection, RdsConnectionBuilder};
+use rds_balancer::{ErrorKind, HostRole, RdsConnection, RdsConnectionBuilder};
 use rds_balancer_testkit::{MariaDbCluster, PgCluster};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use support::{
@@ -280,11 +280,11 @@ async fn a_write_with_no_room_closes_an_idle_connection_of_a_reader_first(kind: 
         .collect();
     wait_running(&cluster, "budget_idle", &sleep, 2).await;
     let on_servers = steady_app_connections(&direct).await;
-    let pools: Vec<(String, u32)> = db
+    let pools: Vec<(HostRole, u32)> = db
         .health()
         .hosts
         .iter()
-        .map(|h| (h.role.to_owned(), h.pool_size))
+        .map(|h| (h.role, h.pool_size))
         .collect();
     for write in writes {
         write.await.unwrap().unwrap();
@@ -295,7 +295,7 @@ async fn a_write_with_no_room_closes_an_idle_connection_of_a_reader_first(kind: 
     assert_eq!(on_servers, 2, "pools {pools:?}");
     assert_eq!(
         pools,
-        [("writer".to_owned(), 2), ("reader".to_owned(), 0)],
+        [(HostRole::Writer, 2), (HostRole::Reader, 0)],
         "the reader's idle connection made room"
     );
     assert_eq!(cluster.count_on_primary("budget_idle"), 2);

@@ -42,6 +42,10 @@ impl Cluster {
         let start = Instant::now();
         let deadline = start + timeout;
         self.closing.store(true, Ordering::SeqCst);
+        if let Some(budget) = &self.budget {
+            // Statements waiting for a slot fail now instead of at their acquire timeout.
+            budget.close();
+        }
         self.lifecycle.stop();
         // Polling stops: a failover in progress will not complete.
         self.failover.stop_following();
