@@ -9,6 +9,7 @@ mod settings;
 use std::error::Error as StdError;
 
 use aws_sdk_rds::config::SharedHttpClient;
+use aws_sdk_rds::error::SdkError;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 pub use self::settings::AwsSettings;
@@ -37,4 +38,28 @@ pub(crate) fn error_chain(what: &str, mut source: Option<&(dyn StdError + 'stati
         source = err.source();
     }
     message
+}
+
+/// What went wrong with a call that got no answer from the service itself (every [`SdkError`]
+/// but a service error, which each caller words with the service's code): built with
+/// [`error_chain`], so it holds no raw response or request.
+pub(crate) fn failed_call<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: StdError + 'static,
+    R: std::fmt::Debug,
+{
+    let what = match err {
+        SdkError::TimeoutError(_) => {
+            return "timed out (the operation timeout elapsed, retries included)".to_owned();
+        }
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            "timed out reaching the endpoint"
+        }
+        SdkError::DispatchFailure(failure) if failure.is_io() => "could not reach the endpoint",
+        SdkError::DispatchFailure(_) => "could not send the request",
+        SdkError::ResponseError(_) => "unreadable response",
+        SdkError::ConstructionFailure(_) => "could not build the request",
+        _ => "request failed",
+    };
+    error_chain(what, StdError::source(err))
 }

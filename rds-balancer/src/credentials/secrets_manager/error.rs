@@ -5,7 +5,7 @@ use std::fmt;
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
-use crate::aws::error_chain;
+use crate::aws::{error_chain, failed_call};
 use crate::error::Error;
 
 /// The operation named in errors.
@@ -32,24 +32,7 @@ where
                 None => error_chain(code, service.source()),
             }
         }
-        SdkError::TimeoutError(_) => {
-            "timed out (the operation timeout elapsed, retries included)".to_owned()
-        }
-        SdkError::DispatchFailure(failure) => {
-            let what = if failure.is_timeout() {
-                "timed out reaching the endpoint"
-            } else if failure.is_io() {
-                "could not reach the endpoint"
-            } else {
-                "could not send the request"
-            };
-            error_chain(what, StdError::source(&err))
-        }
-        SdkError::ResponseError(_) => error_chain("unreadable response", StdError::source(&err)),
-        SdkError::ConstructionFailure(_) => {
-            error_chain("could not build the request", StdError::source(&err))
-        }
-        _ => error_chain("request failed", StdError::source(&err)),
+        _ => failed_call(&err),
     };
     Error::Credentials(format!("{OPERATION} for secret {secret_id} failed: {what}").into())
 }

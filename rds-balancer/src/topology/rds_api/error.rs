@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 
-use crate::aws::error_chain;
+use crate::aws::{error_chain, failed_call};
 use crate::error::Error;
 
 /// The code given to a cluster that `DescribeDBClusters` did not list (the code the API uses
@@ -27,29 +27,7 @@ where
             };
             (service.code().map(str::to_owned), message)
         }
-        SdkError::TimeoutError(_) => (
-            None,
-            "timed out (the operation timeout elapsed, retries included)".to_owned(),
-        ),
-        SdkError::DispatchFailure(failure) => {
-            let what = if failure.is_timeout() {
-                "timed out reaching the endpoint"
-            } else if failure.is_io() {
-                "could not reach the endpoint"
-            } else {
-                "could not send the request"
-            };
-            (None, error_chain(what, StdError::source(&err)))
-        }
-        SdkError::ResponseError(_) => (
-            None,
-            error_chain("unreadable response", StdError::source(&err)),
-        ),
-        SdkError::ConstructionFailure(_) => (
-            None,
-            error_chain("could not build the request", StdError::source(&err)),
-        ),
-        _ => (None, error_chain("request failed", StdError::source(&err))),
+        _ => (None, failed_call(&err)),
     };
     Error::Topology {
         operation: operation.into(),
