@@ -19,7 +19,7 @@ pub(crate) fn spawn_monitor(cluster: &Arc<Cluster>) {
     let Some(bg) = cluster.blue_green().cloned() else {
         return;
     };
-    let db = Arc::clone(cluster);
+    let watched = Arc::clone(cluster);
     // Stopped between two steps only: a move to green or back, once begun, is completed.
     let stopping = cluster.lifecycle().child_token();
     cluster.lifecycle().spawn(async move {
@@ -29,7 +29,7 @@ pub(crate) fn spawn_monitor(cluster: &Arc<Cluster>) {
         loop {
             let read = tokio::select! {
                 () = stopping.cancelled() => return,
-                read = reader.read(&db, &bg) => read,
+                read = reader.read(&watched, &bg) => read,
             };
             match read {
                 Ok(status) => {
@@ -45,16 +45,16 @@ pub(crate) fn spawn_monitor(cluster: &Arc<Cluster>) {
                     let entering = phase == BlueGreenPhase::InProgress && !bg.is_in(phase);
                     bg.observe(status, Instant::now());
                     if entering {
-                        close_idle(&db).await;
+                        close_idle(&watched).await;
                     }
                     if to_green {
-                        match reroute::to_green(&db, &bg).await {
+                        match reroute::to_green(&watched, &bg).await {
                             Ok(done) => moved = Some(done),
                             Err(error) => tracing::warn!(%error, "blue/green: could not move hosts to green"),
                         }
                     } else if back
                         && let Some(done) = moved.take()
-                        && let Err(error) = reroute::back(&db, &done).await
+                        && let Err(error) = reroute::back(&watched, &done).await
                     {
                         tracing::warn!(%error, "blue/green: could not move hosts back to blue");
                     }
@@ -94,7 +94,7 @@ impl Reader {
     /// `Ok(None)`: the server has no blue/green metadata.
     async fn read(
         &mut self,
-        db: &Cluster,
+        cluster: &Cluster,
         bg: &BlueGreen,
     ) -> Result<Option<metadata::Status>, String> {
         let timeout = bg.options.query_timeout;
@@ -104,7 +104,7 @@ impl Reader {
                 Err(_) => self.conn = None,
             }
         }
-        let writer = Arc::clone(&db.hosts().writer);
+        let writer = Arc::clone(&cluster.hosts().writer);
         let greens = bg.recorded_addresses(BlueGreenRole::Target);
         let mut last = String::new();
         for at in std::iter::once(None).chain(greens.iter().map(|a| Some(*a))) {
@@ -157,8 +157,8 @@ async fn read_with(
 
 /// Closes the idle connections of every pool: AWS cuts the connections to blue when the
 /// switchover is in progress; what statements held back run on afterwards is opened afresh.
-async fn close_idle(db: &Cluster) {
-    let hosts = db.hosts();
+async fn close_idle(cluster: &Cluster) {
+    let hosts = cluster.hosts();
     for host in std::iter::once(&hosts.writer).chain(&hosts.readers) {
         while close_one_idle(host.conn()).await {}
     }

@@ -184,15 +184,24 @@ impl RdsConnection {
         }
     }
 
+    /// Routes a transaction and admits it to its host, once a blue/green switchover or a
+    /// failover of its writer let it; returns the options to open it with.
+    pub(super) async fn admit_transaction(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<(Routed, TransactionOptions), Error> {
+        self.before_statement().await?;
+        let (routed, options) = self.route_transaction(options)?;
+        Ok((self.before_writer(routed).await?, options))
+    }
+
     /// Opens a transaction (`BEGIN` changes nothing: when the writer fails under it, it runs
     /// again after the failover).
     pub(super) async fn begin(
         &self,
         options: TransactionOptions,
     ) -> Result<DatabaseTransaction, DbErr> {
-        self.before_statement().await?;
-        let (routed, options) = self.route_transaction(options)?;
-        let routed = self.before_writer(routed).await?;
+        let (routed, options) = self.admit_transaction(options).await?;
         if routed.decision.route == Route::Writer {
             // Its commit is out of sight (SeaORM's own transaction): from its start.
             self.router().wrote();

@@ -104,10 +104,10 @@ impl TransactionTrait for RdsConnection {
             access_mode,
             ..Default::default()
         };
-        let connection = |e: crate::Error| TransactionError::Connection(e.into());
-        self.before_statement().await.map_err(connection)?;
-        let (routed, options) = self.route_transaction(options).map_err(connection)?;
-        let routed = self.before_writer(routed).await.map_err(connection)?;
+        let (routed, options) = self
+            .admit_transaction(options)
+            .await
+            .map_err(|e| TransactionError::Connection(e.into()))?;
         // The guard is held for the whole transaction, so shutdown waits for it.
         let outcome = routed
             .run(|conn| {

@@ -155,9 +155,9 @@ pub(crate) fn spawn_monitor(cluster: &Arc<Cluster>) {
         .check_interval
         .unwrap_or(options.failure_detection_interval);
     let everyone = options.check_interval.is_some();
-    let cluster_ = Arc::clone(cluster);
+    let watched = Arc::clone(cluster);
     cluster.lifecycle().spawn_until_stopped(async move {
-        let cluster = cluster_;
+        let cluster = watched;
         loop {
             tokio::time::sleep(interval).await;
             let hosts = cluster.hosts();

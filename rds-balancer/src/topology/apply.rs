@@ -137,26 +137,26 @@ pub(crate) async fn forget(cluster: &Cluster) {
         .cloned()
         .collect();
     let home = turn.home_writer();
-    let (writer, reopened) = if Arc::ptr_eq(&hosts.writer, &home) {
-        (home, None)
+    // The home writer serves again as it is when still in service or handed over (its pool was
+    // left open); one the builder opened was closed when it left, and is opened again.
+    let home_open = Arc::ptr_eq(&hosts.writer, &home) || home.origin() == Origin::Handed;
+    let reopened = if home_open {
+        None
     } else {
-        let restored = match home.origin() {
-            Origin::Handed => Ok(home),
-            Origin::Configured | Origin::Discovered => reopen(cluster, home.name()).await,
-        };
-        match restored {
-            Ok(home) => (Arc::clone(&home), Some(home)),
+        match reopen(cluster, home.name()).await {
+            Ok(reopened) => Some(reopened),
             Err(error) => {
                 tracing::warn!(%error, "could not reopen the configured writer; keeping the topology's writer");
-                (Arc::clone(&hosts.writer), None)
+                None
             }
         }
     };
-    let opened: Vec<_> = reopened
-        .iter()
-        .filter(|h| h.origin() != Origin::Handed)
-        .cloned()
-        .collect();
+    let writer = match &reopened {
+        Some(reopened) => Arc::clone(reopened),
+        None if home_open => home,
+        None => Arc::clone(&hosts.writer),
+    };
+    let opened: Vec<_> = reopened.iter().cloned().collect();
     let Ok(retiring) = turn.commit(Hosts { writer, readers }, opened, reopened, |applied| {
         applied.instances.clear();
     }) else {
