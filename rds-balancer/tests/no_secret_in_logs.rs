@@ -28,6 +28,8 @@ const NEW_PASSWORD: &str = "new-Pw-77b2e0d4";
 const ACCESS_KEY_ID: &str = "AKIDLOGSEXAMPLE";
 const AWS_SECRET_KEY: &str = "wJalrXUtnFEMI-logs-K7MDENG-bPxRfiCY";
 const AWS_SESSION_TOKEN: &str = "FwoGZXIvYXdzLOGSsessionTOKEN";
+/// A marker in the SQL of a statement run without `sqlx_logging(true)`.
+const QUIET_SQL: &str = "quiet-by-default-7c1e";
 
 /// The captured log output, shared by every writer the subscriber makes.
 #[derive(Clone, Default)]
@@ -155,6 +157,12 @@ fn no_secret_reaches_the_logs_or_debug_output() {
         panic!("the AWS session token appears in the logs (line {line})");
     }
     assert!(!shown.contains(AWS_SESSION_TOKEN), "{shown}");
+    // sqlx's statement log was captured above (`sqlx::query`), from the connections that
+    // asked for it; the statement of the one that did not is nowhere.
+    assert!(
+        !logs.contains(QUIET_SQL),
+        "sqlx logged a statement of a connection built without sqlx_logging(true)"
+    );
     // The Debug output said something: it was looked at.
     assert!(shown.contains(ACCESS_KEY_ID) && shown.contains("SecretsManagerAuth"));
 }
@@ -292,6 +300,19 @@ async fn run() -> (String, String) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Without `sqlx_logging(true)`, sqlx logs no statement: its SQL carries user data.
+    let quiet = RdsConnection::builder()
+        .writer(url_without_password(&cluster, primary))
+        .ssl_mode(SslMode::VerifyFull)
+        .credentials(secrets.clone())
+        .build()
+        .await
+        .unwrap();
+    quiet
+        .query_all_raw(stmt(&format!("SELECT '{QUIET_SQL}' AS marker")))
+        .await
+        .unwrap();
+    assert!(quiet.shutdown(Duration::from_secs(10)).await.drained);
     let secret = secrets.secret().await.unwrap();
     assert_eq!(secret.password.expose(), NEW_PASSWORD);
     shown.push(format!("{db:?} {secrets:?} {secret:?}"));
