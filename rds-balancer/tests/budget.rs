@@ -127,9 +127,16 @@ async fn app_connections_everywhere(direct: &[DatabaseConnection]) -> Vec<BTreeS
     futures_util::future::join_all(direct.iter().map(app_connections)).await
 }
 
-/// The connections in `db`'s pools together, as the pools count them.
-fn in_pools(db: &RdsConnection) -> u32 {
-    db.health().hosts.iter().map(|h| h.pool_size).sum()
+/// The connections in each of `db`'s pools, as the pools count them.
+fn in_pools(db: &RdsConnection) -> Vec<u32> {
+    db.health().hosts.iter().map(|h| h.pool_size).collect()
+}
+
+/// The connections both `before` and `now` count in each pool, together. The pools are read
+/// one after the other: a connection closed in the first after it was read, and one opened in
+/// its place in the second before that was read, would otherwise be counted at once.
+fn held_twice(before: &[u32], now: &[u32]) -> u32 {
+    before.iter().zip(now).map(|(b, n)| *b.min(n)).sum()
 }
 
 /// How many connections both `before` and `now` list.
@@ -162,8 +169,8 @@ struct Highest {
 /// over, until `done` is set. A server lists a connection the application closed for a moment
 /// after, while it tears it down (under load, long enough for the next connection, opened on
 /// another server in its place, to be listed too): the servers' count is of the connections
-/// listed by two samples in a row. A connection over the budget stays open (pools keep their
-/// connections) and is counted.
+/// listed by two samples in a row, and so is the pools' (read one pool after the other). A
+/// connection over the budget stays open (pools keep their connections) and is counted.
 async fn sample_until(
     direct: &[DatabaseConnection],
     db: &RdsConnection,
@@ -171,15 +178,17 @@ async fn sample_until(
 ) -> Highest {
     let mut highest = Highest::default();
     let mut before = app_connections_everywhere(direct).await;
+    let mut pools_before = in_pools(db);
     while !done.load(Ordering::Relaxed) {
         let now = app_connections_everywhere(direct).await;
+        let pools_now = in_pools(db);
         highest.server = highest.server.max(listed_twice(&before, &now));
         highest.single_sample = highest
             .single_sample
             .max(now.iter().map(BTreeSet::len).sum());
-        highest.pools = highest.pools.max(in_pools(db));
+        highest.pools = highest.pools.max(held_twice(&pools_before, &pools_now));
         highest.samples += 1;
-        before = now;
+        (before, pools_before) = (now, pools_now);
     }
     highest
 }
