@@ -26,7 +26,7 @@ pub use self::bluegreen::{
 };
 pub use self::classify::{Classifier, Explanation, Reason, Target, classify, explain};
 pub use self::cluster::ShutdownReport;
-pub use self::connection::{RdsConnection, RdsStream};
+pub use self::connection::{RdsConnection, RdsStream, RdsTransaction};
 pub use self::credentials::{CredentialProvider, Credentials, Endpoint, Secret};
 #[cfg(feature = "rds-api")]
 pub use self::credentials::{IamAuth, IamAuthBuilder};

@@ -5,12 +5,11 @@
 mod support;
 
 use futures_util::TryStreamExt;
-use rds_balancer::{ErrorKind, Route, with_route};
+use rds_balancer::{ErrorKind, RdsTransaction, Route, with_route};
 use sea_orm::sqlx::mysql::MySqlDatabaseError;
 use sea_orm::{
-    AccessMode, ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, RuntimeErr, Statement, StreamTrait, TransactionError,
-    TransactionTrait,
+    AccessMode, ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    RuntimeErr, Statement, StreamTrait, TransactionError, TransactionTrait,
 };
 use support::entities::{cake, cake_seen};
 use support::{
@@ -45,7 +44,7 @@ fn server_error_code(err: &DbErr) -> String {
 }
 
 /// The server's id of the session (connection) running a transaction.
-async fn connection_id(txn: &DatabaseTransaction) -> i64 {
+async fn connection_id(txn: &RdsTransaction) -> i64 {
     let backend = ConnectionTrait::get_database_backend(txn);
     let sql = match backend {
         DbBackend::MySql => "SELECT CAST(CONNECTION_ID() AS SIGNED) AS id",

@@ -152,6 +152,44 @@ impl BlueGreen {
         }
     }
 
+    /// Resolves once a switchover has held statements back for `connect_timeout`, with how long
+    /// it has; never while none is in progress. A transaction already open on blue when the
+    /// switchover began runs on until then, and is cut at that point.
+    pub(crate) async fn overdue(&self) -> Duration {
+        let mut rx = self.state.subscribe();
+        // When this future first saw statements held, for a hold without an `IN_PROGRESS` time.
+        let mut seen_held: Option<Instant> = None;
+        loop {
+            let since = {
+                let state = rx.borrow_and_update();
+                if suspends(&state) {
+                    let seen = *seen_held.get_or_insert_with(Instant::now);
+                    Some(state.in_progress_at.map_or(seen, |at| at.min(seen)))
+                } else {
+                    seen_held = None;
+                    None
+                }
+            };
+            let changed = async {
+                if rx.changed().await.is_err() {
+                    // The monitor is gone: nothing changes any more.
+                    std::future::pending::<()>().await;
+                }
+            };
+            match since {
+                Some(since) => {
+                    let deadline =
+                        tokio::time::Instant::from_std(since + self.options.connect_timeout);
+                    tokio::select! {
+                        () = tokio::time::sleep_until(deadline) => return since.elapsed(),
+                        () = changed => {}
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+
     /// Where a new pool for the endpoint `host:port` dials while a switchover runs: a blue name
     /// at the address it had before (stale DNS cannot send it elsewhere), then, once green
     /// took over, at its green node's; a green name waits while the switchover is in progress

@@ -6,6 +6,7 @@ mod recovery;
 mod router;
 mod stream;
 mod traits;
+mod transaction;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use sea_orm::DatabaseBackend;
 
 pub(crate) use self::router::Router;
 pub use self::stream::RdsStream;
+pub use self::transaction::RdsTransaction;
 use crate::bluegreen::BlueGreenStatus;
 use crate::cluster::{Cluster, ShutdownReport};
 use crate::error::Result;

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionError,
-    TransactionOptions, TransactionTrait,
+    AccessMode, DatabaseConnection, DbErr, Statement, TransactionOptions, TransactionTrait,
 };
 
-use super::RdsConnection;
 use super::router::Routed;
+use super::{RdsConnection, RdsTransaction};
 use crate::error::Error;
 use crate::failover::Outcome;
 use crate::pool::{HostPool, Role};
@@ -20,7 +19,7 @@ use crate::resilience::{Fault, Summary, never_sent};
 use crate::route::Route;
 
 /// How long a writer suspected of failing has to show it still accepts writes.
-const WRITER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+pub(super) const WRITER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl RdsConnection {
     /// Holds the caller back while a blue/green switchover is in progress.
@@ -195,81 +194,40 @@ impl RdsConnection {
         Ok((self.before_writer(routed).await?, options))
     }
 
-    /// Opens a transaction (`BEGIN` changes nothing: when the writer fails under it, it runs
-    /// again after the failover).
-    pub(super) async fn begin(
-        &self,
-        options: TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
+    /// Opens a transaction, kept with its host's in-flight guard and budget slot until it ends
+    /// (`BEGIN` changes nothing: when the writer fails under it, it runs again after the
+    /// failover).
+    pub(super) async fn begin(&self, options: TransactionOptions) -> Result<RdsTransaction, DbErr> {
         let (routed, options) = self.admit_transaction(options).await?;
-        if routed.decision.route == Route::Writer {
-            // Its commit is out of sight (SeaORM's own transaction): from its start.
-            self.router().wrote();
-        }
+        let read_write = routed.decision.route == Route::Writer
+            && options.access_mode != Some(AccessMode::ReadOnly);
         let error = match routed.run(|conn| conn.begin_with_options(options)).await {
+            Ok(inner) => return Ok(RdsTransaction::new(self, routed, inner, read_write)),
             Err(error) if routed.host().role() == Role::Writer => error,
-            done => return done,
+            Err(error) => return Err(error),
         };
         let (decision, failed) = (routed.decision, Arc::clone(routed.host()));
         let never_sent = never_sent(&error) || routed.unsent();
         drop(routed);
-        if never_sent && !self.cluster().is_current_writer(&failed) {
-            // The writer was replaced while `BEGIN` waited for a connection.
-            let retry = self.admit(decision, "transaction", None)?;
-            return retry.run(|conn| conn.begin_with_options(options)).await;
-        }
-        if !self
-            .writer_failed(&failed, Fault::of(&error), never_sent)
-            .await
-        {
-            return Err(error);
-        }
-        match self.cluster().failover().request_and_wait().await {
-            None => Err(error),
-            Some((Outcome::Completed, _)) => {
-                let retry = self.admit(decision, "transaction", None)?;
-                retry.run(|conn| conn.begin_with_options(options)).await
+        let replaced = never_sent && !self.cluster().is_current_writer(&failed);
+        if !replaced {
+            // The writer was not replaced while `BEGIN` waited for a connection: did it fail?
+            if !self
+                .writer_failed(&failed, Fault::of(&error), never_sent)
+                .await
+            {
+                return Err(error);
             }
-            Some((Outcome::Failed, timeout)) => Err(Error::FailoverFailed(timeout).into()),
-        }
-    }
-
-    /// The outcome of a transaction run through `transaction(..)` on `host`, typed: when the
-    /// writer failed under it (the driver's error, or the callback's own error while the
-    /// writer no longer accepts writes), it waits for the failover and its resolution is
-    /// unknown ([`Error::TransactionResolutionUnknown`]), or the failover failed.
-    pub(super) async fn after_transaction<T, E>(
-        &self,
-        host: &HostPool,
-        outcome: Result<T, TransactionError<E>>,
-    ) -> Result<T, TransactionError<E>> {
-        let failover = self.cluster().failover();
-        if host.role() != Role::Writer || !failover.is_followed() {
-            return outcome;
-        }
-        let writer_failed = match &outcome {
-            Ok(_) => false,
-            Err(TransactionError::Connection(error)) => {
-                self.writer_failed(host, Fault::of(error), never_sent(error))
-                    .await
+            match self.cluster().failover().request_and_wait().await {
+                None => return Err(error),
+                Some((Outcome::Failed, timeout)) => {
+                    return Err(Error::FailoverFailed(timeout).into());
+                }
+                Some((Outcome::Completed, _)) => {}
             }
-            Err(TransactionError::Transaction(_)) => !host.writable(WRITER_CHECK_TIMEOUT).await,
-        };
-        if !writer_failed {
-            return outcome;
         }
-        let source = match &outcome {
-            Err(TransactionError::Connection(error)) => Some(error.clone()),
-            _ => {
-                tracing::warn!("the transaction's callback failed as the writer did");
-                None
-            }
-        };
-        let error = match failover.request_and_wait().await {
-            None => return outcome,
-            Some((Outcome::Completed, _)) => Error::TransactionResolutionUnknown { source },
-            Some((Outcome::Failed, timeout)) => Error::FailoverFailed(timeout),
-        };
-        Err(TransactionError::Connection(error.into()))
+        let retry = self.admit(decision, "transaction", None)?;
+        let inner = retry.run(|conn| conn.begin_with_options(options)).await?;
+        Ok(RdsTransaction::new(self, retry, inner, read_write))
     }
 }

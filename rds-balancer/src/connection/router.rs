@@ -55,8 +55,9 @@ pub(super) struct Routed {
 }
 
 impl Routed {
-    /// Runs `f` on the chosen host's pool, inside the statement's span, under the host's health
-    /// guard (outcome recorded; cut short if the host is found dead).
+    /// Runs `f` on the chosen host's pool, with a slot of the connection budget, inside the
+    /// statement's span, under the host's health guard (outcome recorded; cut short if the host
+    /// is found dead).
     pub(super) async fn run<'r, T, E: GuardedError, Fut: Future<Output = Result<T, E>>>(
         &'r self,
         f: impl FnOnce(&'r DatabaseConnection) -> Fut,
@@ -66,7 +67,16 @@ impl Routed {
             let slot = budget.reserve(host, hosts).await.map_err(E::from_error)?;
             *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(slot);
         }
-        let (outcome, unsent) = guard_statement(host, &self.health, f(host.conn()))
+        self.guarded(f(host.conn())).await
+    }
+
+    /// Runs `work` (on the connection it already holds: a transaction's statement) inside the
+    /// span, under the host's health guard.
+    pub(super) async fn guarded<T, E: GuardedError>(
+        &self,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let (outcome, unsent) = guard_statement(self.guard.host(), &self.health, work)
             .instrument(self.span.clone())
             .await;
         self.unsent.store(unsent, Ordering::Relaxed);

@@ -3,15 +3,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, ExecResult,
-    IsolationLevel, QueryResult, Statement, TransactionError, TransactionOptions, TransactionTrait,
+    AccessMode, ConnectionTrait, DatabaseBackend, DbErr, ExecResult, IsolationLevel, QueryResult,
+    Statement, TransactionError, TransactionOptions, TransactionTrait,
 };
 
-use super::RdsConnection;
-use crate::route::Route;
+use super::{RdsConnection, RdsTransaction};
 
 #[async_trait::async_trait]
 impl ConnectionTrait for RdsConnection {
@@ -45,10 +43,10 @@ impl ConnectionTrait for RdsConnection {
 
 #[async_trait::async_trait]
 impl TransactionTrait for RdsConnection {
-    type Transaction = DatabaseTransaction;
+    type Transaction = RdsTransaction;
 
     /// Opens a transaction on the writer (on a reader, read-only, under `Route::Reader`).
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+    async fn begin(&self) -> Result<RdsTransaction, DbErr> {
         self.begin_with_options(TransactionOptions::default()).await
     }
 
@@ -57,7 +55,7 @@ impl TransactionTrait for RdsConnection {
         &self,
         isolation_level: Option<IsolationLevel>,
         access_mode: Option<AccessMode>,
-    ) -> Result<DatabaseTransaction, DbErr> {
+    ) -> Result<RdsTransaction, DbErr> {
         let options = TransactionOptions {
             isolation_level,
             access_mode,
@@ -69,14 +67,14 @@ impl TransactionTrait for RdsConnection {
     async fn begin_with_options(
         &self,
         options: TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
+    ) -> Result<RdsTransaction, DbErr> {
         RdsConnection::begin(self, options).await
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
     where
         F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
+                &'c RdsTransaction,
             ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
             + Send,
         T: Send,
@@ -85,6 +83,8 @@ impl TransactionTrait for RdsConnection {
         self.transaction_with_config(callback, None, None).await
     }
 
+    /// Opens a transaction as [`begin_with_config`](Self::begin_with_config) does, runs
+    /// `callback` in it, then commits it (or rolls it back when the callback failed).
     async fn transaction_with_config<F, T, E>(
         &self,
         callback: F,
@@ -93,32 +93,16 @@ impl TransactionTrait for RdsConnection {
     ) -> Result<T, TransactionError<E>>
     where
         F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
+                &'c RdsTransaction,
             ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
             + Send,
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        let options = TransactionOptions {
-            isolation_level,
-            access_mode,
-            ..Default::default()
-        };
-        let (routed, options) = self
-            .admit_transaction(options)
+        let txn = self
+            .begin_with_config(isolation_level, access_mode)
             .await
-            .map_err(|e| TransactionError::Connection(e.into()))?;
-        // The guard is held for the whole transaction, so shutdown waits for it.
-        let outcome = routed
-            .run(|conn| {
-                conn.transaction_with_config(callback, options.isolation_level, options.access_mode)
-            })
-            .await;
-        let host = Arc::clone(routed.host());
-        if routed.decision.route == Route::Writer {
-            self.router().wrote();
-        }
-        drop(routed);
-        self.after_transaction(&host, outcome).await
+            .map_err(TransactionError::Connection)?;
+        txn.run(callback).await
     }
 }
