@@ -314,6 +314,11 @@ async fn a_transaction_cut_by_a_failover_has_an_unknown_resolution_and_reads_ret
     .await
     .unwrap();
 
+    // A `begin()` transaction open, its insert done, when the writer dies.
+    let open = db.begin().await.unwrap();
+    open.execute_unprepared("INSERT INTO cake (name) VALUES ('open txn')")
+        .await
+        .unwrap();
     // A transaction that is in the middle of its work when the writer dies.
     let txn = {
         let db = db.clone();
@@ -348,6 +353,18 @@ async fn a_transaction_cut_by_a_failover_has_an_unknown_resolution_and_reads_ret
         Some(ErrorKind::TransactionResolutionUnknown),
         "{err}"
     );
+
+    // The open transaction's commit: its outcome is unknown (typed, not the driver's error),
+    // and the next transaction runs on the new writer.
+    let err = open.commit().await.unwrap_err();
+    assert_eq!(
+        ErrorKind::of(&err),
+        Some(ErrorKind::TransactionResolutionUnknown),
+        "{err}"
+    );
+    let next = db.begin().await.unwrap();
+    assert_eq!(port_of(&next, cluster.port_sql()).await, new);
+    next.commit().await.unwrap();
 
     // A read pinned to the writer, issued after the failover: it runs on the new writer.
     let port = port_of(&db, &format!("/*@writer*/ {}", cluster.port_sql())).await;

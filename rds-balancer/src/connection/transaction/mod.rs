@@ -322,16 +322,19 @@ impl Open {
     }
 
     /// The error of a transaction whose end is unknown: it may have committed. When its writer
-    /// failed and a balancer follows the cluster, the failover is waited for first, so that
-    /// the next transaction runs on the new writer.
+    /// failed, is still in service and a balancer follows the cluster, the failover is waited
+    /// for first, so that the next transaction runs on the new writer.
     async fn unknown(&self, source: Option<DbErr>, host_failed: bool) -> DbErr {
         if self.read_write {
             // It may have committed: the task's reads go to the writer.
             self.db.router().wrote();
         }
         let failover = self.db.cluster().failover();
+        let host = self.routed.host();
+        // A writer already replaced: the failover is over.
         if host_failed
-            && self.routed.host().role() == Role::Writer
+            && host.role() == Role::Writer
+            && self.db.cluster().is_current_writer(host)
             && failover.is_followed()
             && let Some((Outcome::Failed, timeout)) = failover.request_and_wait().await
         {
