@@ -118,6 +118,10 @@ pub enum Error {
     /// A blue/green switchover was in progress for the whole wait (`bg_connect_timeout`): the
     /// statement was held back and never sent. Issue it again; the switchover is usually over
     /// within seconds.
+    ///
+    /// Also what the statements and the `commit` of an [`RdsTransaction`](crate::RdsTransaction)
+    /// open when the switchover began return once it held statements back that long: the
+    /// transaction was cut on blue and nothing of it was committed.
     #[error("a blue/green switchover held the statement back for {waited:?}; nothing was sent")]
     BlueGreenSwitchover {
         /// How long the statement waited.

@@ -64,3 +64,39 @@ fn statements_wait_from_in_progress_until_the_hosts_moved_or_it_timed_out() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_open_transaction_is_overdue_once_the_switchover_held_statements_for_connect_timeout() {
+    let timeout = Duration::from_millis(200);
+    let bg = BlueGreen::new(BlueGreenOptions::new().connect_timeout(timeout), None);
+    let status = |phase| metadata::Status {
+        phase,
+        endpoints: Vec::new(),
+    };
+    // No switchover: never overdue.
+    assert!(
+        tokio::time::timeout(timeout * 2, bg.overdue())
+            .await
+            .is_err()
+    );
+    // A switchover that ends before connect_timeout: not overdue either.
+    let overdue = bg.overdue();
+    tokio::pin!(overdue);
+    bg.observe(Some(status(BlueGreenPhase::InProgress)), Instant::now());
+    assert!(
+        tokio::time::timeout(timeout / 4, overdue.as_mut())
+            .await
+            .is_err()
+    );
+    bg.observe(Some(status(BlueGreenPhase::Post)), Instant::now());
+    assert!(tokio::time::timeout(timeout * 2, overdue).await.is_err());
+    // One that holds statements for connect_timeout: overdue then, counted from IN_PROGRESS.
+    bg.observe(Some(status(BlueGreenPhase::Created)), Instant::now());
+    let started = Instant::now();
+    bg.observe(Some(status(BlueGreenPhase::InProgress)), started);
+    let waited = tokio::time::timeout(timeout * 10, bg.overdue())
+        .await
+        .expect("overdue");
+    assert!(waited >= timeout, "{waited:?}");
+    assert!(started.elapsed() >= timeout);
+}
