@@ -1,7 +1,8 @@
 //! What an `RdsTransaction` from `begin()` keeps for its whole life, against a real primary and
 //! two replicas, on PostgreSQL and on MariaDB (each test body runs on both): shutdown waits for
-//! it, it holds a slot of the connection budget, read-your-writes counts from its commit, and a
-//! future dropped while it is open leaks nothing.
+//! it, it holds a slot of the connection budget, read-your-writes counts from its commit, a
+//! future dropped while it is open leaks nothing, and enhanced failure monitoring cuts its
+//! statement hung on a dead writer.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test bodies and helpers outside #[test] fns
 
 mod support;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use rds_balancer::{ErrorKind, RdsConnection, RdsTransaction};
 use sea_orm::{AccessMode, ConnectionTrait, DbErr, TransactionTrait};
-use support::health::until;
+use support::health::{fast_builder, until};
 use support::{Cluster, Kind, backend_tests, served_by, sleep_call, stmt, wait_running};
 
 backend_tests!(
@@ -19,6 +20,7 @@ backend_tests!(
     open_transactions_hold_their_budget_slots,
     read_your_writes_counts_from_the_commit,
     a_dropped_future_holding_a_transaction_leaks_nothing,
+    a_hung_statement_in_a_transaction_is_cut_and_its_commit_is_unknown,
 );
 
 /// A connection to database `name` (created) on the shared cluster of `kind`, built from
@@ -249,4 +251,52 @@ async fn a_dropped_future_holding_a_transaction_leaks_nothing(kind: Kind) {
     drop(open);
     // Nothing of it was committed.
     assert_eq!(cakes_on_primary(cluster, name, "cancelled"), 0);
+}
+
+async fn a_hung_statement_in_a_transaction_is_cut_and_its_commit_is_unknown(kind: Kind) {
+    // This test pauses its writer: it has a cluster of its own.
+    let cluster = Cluster::start(kind, 0);
+    let name = "txg_hung";
+    cluster.create_database(name);
+    let db = fast_builder(cluster.writer_url(name))
+        .build()
+        .await
+        .unwrap();
+    let txn = db.begin().await.unwrap();
+    txn.execute_unprepared("INSERT INTO cake (name) VALUES ('hung')")
+        .await
+        .unwrap();
+    let needle = sleep_call(kind, "6");
+    let sleep = format!("SELECT {needle}");
+    let started = tokio::time::Instant::now();
+    let paused = async {
+        // Paused mid-statement: once the writer itself says the statement runs.
+        wait_running(&cluster, name, &needle, 1).await;
+        cluster.primary().pause();
+    };
+    let (outcome, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(20), txn.execute_unprepared(&sleep)),
+        paused
+    );
+    let outcome = outcome.expect("the hung statement was not cut short");
+    let err = outcome.unwrap_err();
+    assert_eq!(
+        ErrorKind::of(&err),
+        Some(ErrorKind::HostUnavailable),
+        "{err}"
+    );
+    // Cut by the probes (detection 1 s, two probes 300 ms apart), well before the 6 s sleep.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = txn.commit().await.unwrap_err();
+    assert_eq!(
+        ErrorKind::of(&err),
+        Some(ErrorKind::TransactionResolutionUnknown),
+        "{err}"
+    );
+    cluster.primary().resume();
+    db.shutdown(Duration::from_secs(10)).await;
 }
