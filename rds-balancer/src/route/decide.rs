@@ -1,8 +1,9 @@
 //! Rules 2 to 4 of the routing contract (see the crate documentation), and read-your-writes,
 //! free of I/O.
 //!
-//! Rule 1 (a transaction keeps its host) holds by construction: a transaction is the chosen
-//! host's own `DatabaseTransaction`. Rule 6 (which reader) is the [`Picker`](super::Picker)'s.
+//! Rule 1 (a transaction keeps its host) holds by construction: an
+//! [`RdsTransaction`](crate::RdsTransaction) runs every statement on its host's connection.
+//! Rule 6 (which reader) is the [`Picker`](super::Picker)'s.
 
 use std::borrow::Cow;
 

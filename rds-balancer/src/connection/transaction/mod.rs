@@ -184,9 +184,7 @@ impl RdsTransaction {
             .map_err(TransactionError::Connection)?;
         Err(TransactionError::Transaction(error))
     }
-}
 
-impl RdsTransaction {
     /// Commits the transaction (a savepoint: releases it). See [`RdsTransaction`] for what a
     /// failure under it returns. (Inherent, as on SeaORM's `DatabaseTransaction`, and through
     /// `TransactionSession`.)
