@@ -129,6 +129,44 @@ impl RdsConnection {
         self.cluster().backend()
     }
 
+    /// The plain SeaORM connection (a handle to the pool) of the writer in service now, for
+    /// tools that take a SeaORM connection rather than any `ConnectionTrait`: above all
+    /// sea-orm-migration, whose `Migrator::up` / `down` take `impl IntoDatabaseExecutor`.
+    ///
+    /// Migrations must run on the writer, and on a connection rather than in a transaction: on
+    /// MySQL every DDL statement commits implicitly, so they cannot run in one (on PostgreSQL
+    /// the migrator wraps each migration in a transaction of its own). Hence this connection.
+    ///
+    /// It is the writer *in service now* and does not follow a failover: after one, call this
+    /// again. Statements on it go straight to that host's pool and bypass everything the
+    /// connection adds: routing, the connection budget
+    /// ([`max_total_connections`](crate::RdsConnectionBuilder::max_total_connections)), the
+    /// in-flight count that [`shutdown`](Self::shutdown) waits for, the blue/green switchover
+    /// hold, and failover handling (its errors are returned as they are). Once the host leaves service (a pool rds-balancer
+    /// opened) or the connection shuts down (any pool), its pool is closed and statements on it
+    /// fail.
+    ///
+    /// ```no_run
+    /// use rds_balancer::RdsConnection;
+    /// use sea_orm_migration::prelude::*;
+    ///
+    /// struct Migrator;
+    ///
+    /// #[async_trait::async_trait]
+    /// impl MigratorTrait for Migrator {
+    ///     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+    ///         vec![] // your migrations
+    ///     }
+    /// }
+    ///
+    /// # async fn demo(db: RdsConnection) -> Result<(), DbErr> {
+    /// Migrator::up(&db.writer_connection(), None).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn writer_connection(&self) -> sea_orm::DatabaseConnection {
+        self.cluster().hosts().writer.conn().clone()
+    }
+
     /// The blue/green deployment as the connection's monitor last saw it, or `None` when
     /// blue/green support is off ([`RdsConnectionBuilder::blue_green`]).
     ///
