@@ -7,6 +7,7 @@
 
 mod support;
 
+use sea_orm::TransactionTrait;
 use sea_orm_migration::prelude::*;
 use support::{Cluster, Kind, Node, backend_tests, served_by, setup_in};
 
@@ -219,5 +220,34 @@ async fn a_migrator_runs_up_and_down_on_the_writer_and_the_schema_reaches_every_
         assert_eq!(shelf_columns(node), Vec::<String>::new(), "on {on}");
         assert_eq!(shelf_indexes(node), Vec::<String>::new(), "on {on}");
         assert_eq!(applied(node), Vec::<String>::new(), "on {on}");
+    }
+
+    // PostgreSQL's DDL is transactional: the migrator also runs in one `RdsTransaction`, which
+    // stays counted in flight on the writer until it commits. (MySQL commits each DDL
+    // statement implicitly: no transaction there.)
+    if kind == Kind::Postgres {
+        let txn = db.begin().await.expect("begin");
+        Migrator::up(&txn, None).await.expect("up in a transaction");
+        let in_flight = db.health().hosts.iter().map(|h| h.in_flight).sum::<usize>();
+        assert_eq!(in_flight, 1, "the migrating transaction counts in flight");
+        txn.commit().await.expect("commit");
+        for node in every_node_replicated(cluster) {
+            let on = node.name();
+            assert_eq!(shelf_columns(node), ["id", "name", "label"], "on {on}");
+            assert_eq!(applied(node), [CREATE_SHELF, ADD_SHELF_LABEL], "on {on}");
+        }
+        let txn = db.begin().await.expect("begin");
+        Migrator::down(&txn, None)
+            .await
+            .expect("down in a transaction");
+        txn.commit().await.expect("commit");
+        for node in every_node_replicated(cluster) {
+            assert_eq!(
+                shelf_columns(node),
+                Vec::<String>::new(),
+                "on {}",
+                node.name()
+            );
+        }
     }
 }

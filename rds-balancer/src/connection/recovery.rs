@@ -197,7 +197,10 @@ impl RdsConnection {
     /// Opens a transaction, kept with its host's in-flight guard and budget slot until it ends
     /// (`BEGIN` changes nothing: when the writer fails under it, it runs again after the
     /// failover).
-    pub(super) async fn begin(&self, options: TransactionOptions) -> Result<RdsTransaction, DbErr> {
+    pub(super) async fn open_transaction(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<RdsTransaction, DbErr> {
         let (routed, options) = self.admit_transaction(options).await?;
         let read_write = routed.decision.route == Route::Writer
             && options.access_mode != Some(AccessMode::ReadOnly);

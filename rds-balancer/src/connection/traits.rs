@@ -68,7 +68,7 @@ impl TransactionTrait for RdsConnection {
         &self,
         options: TransactionOptions,
     ) -> Result<RdsTransaction, DbErr> {
-        RdsConnection::begin(self, options).await
+        self.open_transaction(options).await
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
