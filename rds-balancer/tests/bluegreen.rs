@@ -15,7 +15,7 @@ use rds_balancer::{
     BlueGreenOptions, BlueGreenPhase, ErrorKind, Instance, RdsConnection, Topology, TopologyChange,
 };
 use rds_balancer_testkit::{BlueGreenDeployment, BlueGreenRole, BlueGreenStatus, MetadataRelation};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use support::{Cluster, Kind, MYSQL_USER, backend_tests, port_of, served_by, try_port_of};
 
 backend_tests!(
@@ -399,11 +399,20 @@ async fn a_switchover_that_never_ends_times_out(kind: Kind) {
     let db = connect(
         &blue,
         deployment.dns(),
-        options(Duration::from_millis(400)).switchover_timeout(Duration::from_secs(2)),
+        options(Duration::from_secs(1)).switchover_timeout(Duration::from_secs(2)),
     )
     .await;
     drive(&db, &deployment, BlueGreenStatus::Available).await;
+    // A transaction open on blue before the switchover.
+    let txn = db.begin().await.unwrap();
+    txn.execute_unprepared("INSERT INTO cake (name) VALUES ('open')")
+        .await
+        .unwrap();
     let in_progress = drive(&db, &deployment, BlueGreenStatus::SwitchoverInProgress).await;
+    // It is not held back: it may finish on blue within connect_timeout.
+    txn.execute_unprepared("INSERT INTO cake (name) VALUES ('open')")
+        .await
+        .unwrap();
 
     // Held longer than connect_timeout: a typed error, and nothing was sent.
     let before = blue.count_on_primary(DB);
@@ -418,12 +427,30 @@ async fn a_switchover_that_never_ends_times_out(kind: Kind) {
         "{err}"
     );
     assert!(
-        start.elapsed() >= Duration::from_millis(400),
+        start.elapsed() >= Duration::from_secs(1),
         "{:?}",
         start.elapsed()
     );
     assert_eq!(blue.count_on_primary(DB), before, "nothing was sent");
     assert!(rds_balancer::is_transient(&err), "worth retrying: {err}");
+
+    // The open transaction, still on blue past connect_timeout, is cut: its statements and its
+    // commit fail typed, and nothing of it was committed.
+    assert!(in_progress.elapsed() >= Duration::from_secs(1));
+    for err in [
+        txn.execute_unprepared("INSERT INTO cake (name) VALUES ('open')")
+            .await
+            .unwrap_err(),
+        txn.commit().await.unwrap_err(),
+    ] {
+        assert_eq!(
+            ErrorKind::of(&err),
+            Some(ErrorKind::BlueGreenSwitchover),
+            "{err}"
+        );
+    }
+    let open = blue.admin(DB, "SELECT count(*) FROM cake WHERE name = 'open'");
+    assert_eq!(open.trim(), "0", "the cut transaction committed");
 
     // Past switchover_timeout the switchover is taken as over, though the metadata still says
     // IN_PROGRESS: statements run again (on blue: nothing moved).
