@@ -19,11 +19,14 @@ impl PgCluster {
                 .max(Duration::from_millis(100))
         };
         let primary = self.primary();
-        // A synchronous commit flushes the WAL of every earlier (asynchronous) commit too, so the
-        // flush position then covers all of it, and it always ends a record.
+        // A commit that wrote WAL, made synchronously, flushes the WAL of every earlier commit
+        // too, so the flush position then covers all of it, and it ends a record. (A
+        // transaction that wrote nothing before its commit record, such as `SELECT
+        // txid_current()`, commits asynchronously even under `synchronous_commit = on`.)
         primary.psql_with_timeout(
             "postgres",
-            "SET synchronous_commit = on; SELECT txid_current()",
+            "SET synchronous_commit = on; \
+             SELECT pg_logical_emit_message(true, 'rds-balancer-testkit', 'replicated?')",
             left(),
         )?;
         let lsn =
