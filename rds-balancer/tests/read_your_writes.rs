@@ -12,7 +12,7 @@ use std::time::Duration;
 use rds_balancer::RdsConnection;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
 use support::entities::cake;
-use support::{Cluster, Kind, Node, backend_tests, node_admin, port_in, stmt};
+use support::{Cluster, Kind, Node, backend_tests, node_admin, port_in, setup_with, stmt};
 
 /// The expression for the serving server's port.
 fn port_expr(backend: sea_orm::DbBackend) -> &'static str {
@@ -132,18 +132,12 @@ async fn write_then_read(db: RdsConnection, i: usize) -> ReadBack {
 async fn thousands_of_concurrent_writers_each_read_their_row_back_from_the_writer(kind: Kind) {
     let cluster = Cluster::shared(kind);
     let name = "ryw_many";
-    cluster.create_database(name);
-    let mut builder = RdsConnection::builder()
-        .writer(cluster.writer_url(name))
+    let builder = RdsConnection::builder()
         // Far longer than the test: every read-back is inside its window.
         .read_your_writes(Duration::from_secs(600))
         .max_connections(32)
-        .acquire_timeout(Duration::from_secs(120))
-        .sqlx_logging(false);
-    for url in cluster.reader_urls(name) {
-        builder = builder.reader(url);
-    }
-    let db = builder.build().await.unwrap();
+        .acquire_timeout(Duration::from_secs(120));
+    let db = setup_with(cluster, name, builder).await;
     let writer = cluster.writer_port();
 
     let (outcomes, bystanders) = {

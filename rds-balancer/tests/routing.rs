@@ -13,7 +13,7 @@ use rds_balancer::{ErrorKind, RdsConnection, ReaderSelection, Reason, Target};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, ModelTrait};
 use support::entities::{cake, cake_seen};
 use support::{
-    Cluster, Kind, backend_tests, from_another_task, port_of, served_by, setup_in, stmt,
+    Cluster, Kind, backend_tests, from_another_task, port_of, served_by, setup_in, setup_with, stmt,
 };
 
 backend_tests!(
@@ -204,15 +204,8 @@ async fn reads_spread_over_both_replicas(kind: Kind) {
         ReaderSelection::Random,
     ] {
         let name = format!("spread_{selection:?}").to_lowercase();
-        cluster.create_database(&name);
-        let mut builder = RdsConnection::builder()
-            .writer(cluster.writer_url(&name))
-            .reader_selection(selection)
-            .sqlx_logging(false);
-        for url in cluster.reader_urls(&name) {
-            builder = builder.reader(url);
-        }
-        let db = builder.build().await.unwrap();
+        let builder = RdsConnection::builder().reader_selection(selection);
+        let db = setup_with(cluster, &name, builder).await;
         let mut per_port: HashMap<u16, usize> = HashMap::new();
         for _ in 0..200 {
             *per_port.entry(served_by(&db).await).or_default() += 1;

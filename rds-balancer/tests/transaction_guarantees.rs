@@ -12,7 +12,9 @@ use std::time::Duration;
 use rds_balancer::{ErrorKind, RdsConnection, RdsTransaction};
 use sea_orm::{AccessMode, ConnectionTrait, DbErr, TransactionTrait};
 use support::health::{fast_builder, until};
-use support::{Cluster, Kind, backend_tests, served_by, sleep_call, stmt, wait_running};
+use support::{
+    Cluster, Kind, backend_tests, served_by, setup_with, sleep_call, stmt, wait_running,
+};
 
 backend_tests!(
     shutdown_waits_for_an_open_transaction_and_it_commits,
@@ -22,22 +24,6 @@ backend_tests!(
     a_dropped_future_holding_a_transaction_leaks_nothing,
     a_hung_statement_in_a_transaction_is_cut_and_its_commit_is_unknown,
 );
-
-/// A connection to database `name` (created) on the shared cluster of `kind`, built from
-/// `builder` with the writer and both readers.
-async fn connect(
-    kind: Kind,
-    name: &str,
-    builder: rds_balancer::RdsConnectionBuilder,
-) -> RdsConnection {
-    let cluster = Cluster::shared(kind);
-    cluster.create_database(name);
-    let mut builder = builder.writer(cluster.writer_url(name)).sqlx_logging(false);
-    for url in cluster.reader_urls(name) {
-        builder = builder.reader(url);
-    }
-    builder.build().await.expect("connect")
-}
 
 /// How many `cake` rows named `name` the primary holds, asked of the server directly.
 fn cakes_on_primary(cluster: &Cluster, db: &str, name: &str) -> i64 {
@@ -59,7 +45,7 @@ fn writer_in_flight(db: &RdsConnection) -> usize {
 async fn shutdown_waits_for_an_open_transaction_and_it_commits(kind: Kind) {
     let cluster = Cluster::shared(kind);
     let name = "txg_shutdown";
-    let db = connect(kind, name, RdsConnection::builder()).await;
+    let db = setup_with(Cluster::shared(kind), name, RdsConnection::builder()).await;
     let txn = db.begin().await.unwrap();
     txn.execute_unprepared("INSERT INTO cake (name) VALUES ('before shutdown')")
         .await
@@ -98,7 +84,12 @@ async fn shutdown_waits_for_an_open_transaction_and_it_commits(kind: Kind) {
 }
 
 async fn shutdown_reports_a_transaction_that_outlives_the_timeout(kind: Kind) {
-    let db = connect(kind, "txg_shutdown_cut", RdsConnection::builder()).await;
+    let db = setup_with(
+        Cluster::shared(kind),
+        "txg_shutdown_cut",
+        RdsConnection::builder(),
+    )
+    .await;
     let txn = db.begin().await.unwrap();
     txn.execute_unprepared("INSERT INTO cake (name) VALUES ('never committed')")
         .await
@@ -113,7 +104,7 @@ async fn open_transactions_hold_their_budget_slots(kind: Kind) {
     let builder = RdsConnection::builder()
         .max_total_connections(2)
         .acquire_timeout(Duration::from_millis(800));
-    let db = connect(kind, "txg_budget", builder).await;
+    let db = setup_with(Cluster::shared(kind), "txg_budget", builder).await;
     let first = db.begin().await.unwrap();
     let second = db.begin().await.unwrap();
     // Both hold their connections: a third statement waits for a slot, and gets none.
@@ -153,7 +144,7 @@ async fn read_your_writes_counts_from_the_commit(kind: Kind) {
     let cluster = Cluster::shared(kind);
     let window = Duration::from_millis(500);
     let builder = RdsConnection::builder().read_your_writes(window);
-    let db = connect(kind, "txg_ryw", builder).await;
+    let db = setup_with(Cluster::shared(kind), "txg_ryw", builder).await;
     let writer = cluster.writer_port();
 
     // A transaction that outlives the window, then commits: the task's next read is on the
@@ -213,7 +204,7 @@ async fn a_dropped_future_holding_a_transaction_leaks_nothing(kind: Kind) {
     let builder = RdsConnection::builder()
         .max_total_connections(4)
         .acquire_timeout(Duration::from_secs(2));
-    let db = connect(kind, name, builder).await;
+    let db = setup_with(Cluster::shared(kind), name, builder).await;
     let idle_in_flight = writer_in_flight(&db);
     let needle = sleep_call(kind, "2");
     let work = {

@@ -52,10 +52,18 @@ pub async fn setup(name: &str) -> RdsConnection {
 /// A fresh database `name` with the test schema on `cluster` and an `RdsConnection` to it
 /// (writer = primary, readers = every replica).
 pub async fn setup_in(cluster: &Cluster, name: &str) -> RdsConnection {
+    setup_with(cluster, name, RdsConnection::builder()).await
+}
+
+/// [`setup_in`] with the settings of `builder` (the writer, the readers and quiet sqlx logging
+/// are added to it).
+pub async fn setup_with(
+    cluster: &Cluster,
+    name: &str,
+    builder: rds_balancer::RdsConnectionBuilder,
+) -> RdsConnection {
     cluster.create_database(name);
-    let mut builder = RdsConnection::builder()
-        .writer(cluster.writer_url(name))
-        .sqlx_logging(false);
+    let mut builder = builder.writer(cluster.writer_url(name)).sqlx_logging(false);
     for url in cluster.reader_urls(name) {
         builder = builder.reader(url);
     }
