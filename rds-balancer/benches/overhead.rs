@@ -151,17 +151,10 @@ fn report(direct: Vec<Duration>, through: Vec<Duration>, unit: &str) {
 async fn main() {
     let (select_rounds, transaction_rounds) = (rounds(ROUNDS), rounds(TRANSACTION_ROUNDS));
     let cluster = PgCluster::start(1).expect("cluster");
-    // One transaction (psql -c), committed synchronously, so that the primary's WAL flush
-    // position, up to which `wait_replicated` waits for the replica, covers it. Committed
-    // asynchronously (the kit's setting) it need not: the kit's `SELECT txid_current()` under
-    // `synchronous_commit = on` writes no WAL before its commit record, so PostgreSQL commits it
-    // asynchronously too; on a busy machine the replica then now and then still lacked the
-    // table (42P01 "relation cake does not exist" on a select).
     cluster
         .psql(
             "postgres",
-            "SET synchronous_commit = on; \
-             CREATE TABLE cake (id int PRIMARY KEY, name text); INSERT INTO cake VALUES (1, 'a')",
+            "CREATE TABLE cake (id int PRIMARY KEY, name text); INSERT INTO cake VALUES (1, 'a')",
         )
         .expect("schema");
     cluster
