@@ -281,14 +281,15 @@ impl Open {
         let run = self.routed.guarded(work);
         let outcome = match self.db.cluster().blue_green() {
             None => run.await,
+            // The switchover's deadline first: a statement issued past it is never sent.
             Some(bg) => tokio::select! {
                 biased;
-                outcome = run => outcome,
                 waited = bg.overdue() => {
                     let _ = self.broken.set(Broken::Switchover(waited));
                     tracing::warn!(?waited, "a transaction open on blue was cut by the blue/green switchover");
                     return Err(Error::BlueGreenSwitchover { waited }.into());
                 }
+                outcome = run => outcome,
             },
         };
         if let Err(error) = &outcome
