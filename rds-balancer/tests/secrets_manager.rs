@@ -492,6 +492,22 @@ fn connections_since(user: &str, since: &str) -> Vec<(u16, i64, bool)> {
         .collect()
 }
 
+/// [`connections_since`], sampled until every node shows a connection opened after `since`, or
+/// for 10 s. A pool's connections live for a second and were opened together, so they also
+/// close together: a single sample can fall between two generations and see only the
+/// long-lived monitoring connection.
+async fn reopened_since(user: &'static str, since: &str) -> Vec<(u16, i64, bool)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let since = since.to_owned();
+        let now = blocking(move || connections_since(user, &since)).await;
+        if now.iter().all(|(_, count, _)| *count > 0) || Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs a blocking test-kit call off the runtime's workers, so that traffic keeps flowing.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
@@ -561,17 +577,7 @@ async fn rotations_in_either_order_leave_traffic_flowing() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    // Connections live for a second: at any one moment a pool may be between two. Sampled until
-    // every node shows one opened after the rotation (or the deadline).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let reopened = loop {
-        let rotated_a = rotated_a.clone();
-        let now = blocking(move || connections_since(USER, &rotated_a)).await;
-        if now.iter().all(|(_, count, _)| *count > 0) || Instant::now() > deadline {
-            break now;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let reopened = reopened_since(USER, &rotated_a).await;
     eprintln!("connections of {USER} opened after rotation A (port, count, all TLS): {reopened:?}");
     for (port, count, ssl) in &reopened {
         assert!(*count > 0, "no new connection to {port} after rotation A");
@@ -604,7 +610,7 @@ async fn rotations_in_either_order_leave_traffic_flowing() {
     let rotated_b = cluster.psql("postgres", "SELECT now()").unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Counted while traffic flows (idle connections close within half a second).
-    let reopened_b = blocking(move || connections_since(USER, &rotated_b)).await;
+    let reopened_b = reopened_since(USER, &rotated_b).await;
 
     traffic_state.stop.store(true, Ordering::SeqCst);
     for task in tasks {
