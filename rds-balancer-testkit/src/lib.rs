@@ -85,6 +85,40 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Replica lag
+//!
+//! A replica can be made to lag on purpose, deterministically, on both kinds of cluster: replay
+//! paused ([`PgCluster::pause_replay`]: it keeps receiving but applies nothing) or delayed
+//! ([`PgCluster::set_apply_delay`]: it applies each transaction once it is that old). Each call
+//! returns once the server reports the new state, and returns a guard ([`ReplayPaused`],
+//! [`ApplyDelay`]) that puts the replica back when dropped, also when a test fails, so a shared
+//! cluster can be made to lag. [`PgCluster::writer_position`] and
+//! [`PgCluster::replayed_position`] show what the replica has applied (LSNs; GTID positions on
+//! MariaDB).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use rds_balancer_testkit::PgCluster;
+//!
+//! # fn main() -> Result<(), rds_balancer_testkit::Error> {
+//! let cluster = PgCluster::start(1)?;
+//! cluster.create_database("app")?;
+//! cluster.psql("app", "CREATE TABLE t (id int)")?;
+//! cluster.wait_replicated(Duration::from_secs(30))?;
+//! {
+//!     let _paused = cluster.pause_replay(0)?;
+//!     cluster.psql("app", "INSERT INTO t VALUES (1)")?;
+//!     let written = cluster.writer_position()?; // e.g. 0/3000148
+//!     let replica = &cluster.replicas()[0];
+//!     assert_eq!(replica.psql("app", "SELECT count(*) FROM t")?, "0");
+//!     let behind = format!("SELECT pg_last_wal_replay_lsn() < '{written}'::pg_lsn");
+//!     assert_eq!(replica.psql("app", &behind)?, "t");
+//! } // replay resumes here
+//! let _delay = cluster.set_apply_delay(0, Duration::from_millis(300))?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Processes and clean-up
 //!
 //! When the test process is root (as in CI), every server and tool runs as the `postgres` OS
@@ -231,6 +265,7 @@
 mod bluegreen;
 mod error;
 mod history;
+mod lag;
 mod mysql;
 mod net;
 mod pg;
@@ -360,6 +395,7 @@ pub use self::bluegreen::{
     RDS_PG_BLUE_GREEN_STUB,
 };
 pub use self::error::{Error, INSTALL_HINT, MOTO_INSTALL_HINT};
+pub use self::lag::{ApplyDelay, ReplayPaused};
 pub use self::mysql::{MARIADB_INSTALL_HINT, MariaDbCluster, MariaDbClusterBuilder, MariaDbNode};
 pub use self::pg::{PgCluster, PgClusterBuilder, PgNode};
 pub use self::proxy::FaultProxy;

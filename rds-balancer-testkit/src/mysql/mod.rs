@@ -9,6 +9,7 @@
 
 mod bin;
 mod cluster;
+mod lag;
 mod node;
 mod options;
 mod replication;

@@ -2,6 +2,7 @@
 
 mod bin;
 mod cluster;
+mod lag;
 mod node;
 mod options;
 mod replication;
