@@ -327,7 +327,8 @@ fn dropped_guards_and_resume_replay_leave_the_replica_replaying_without_delay(ki
         while written.elapsed() < delay + HOLD {
             assert!(
                 !cluster.visible(1),
-                "{kind:?}: setting an apply delay resumed a paused replay"
+                "{kind:?}: the row is on the replica, whose replay was paused before an apply \
+                 delay was set"
             );
             thread::sleep(Duration::from_millis(20));
         }
