@@ -12,7 +12,7 @@ use std::time::Duration;
 use rds_balancer::RdsConnection;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
 use support::entities::cake;
-use support::{Cluster, Kind, Node, backend_tests, node_admin, port_in, setup_with, stmt};
+use support::{Cluster, Kind, backend_tests, port_in, setup_with, stmt};
 
 /// The expression for the serving server's port.
 fn port_expr(backend: sea_orm::DbBackend) -> &'static str {
@@ -31,59 +31,6 @@ backend_tests!(
 const WRITERS: usize = 3000;
 /// Tasks that did not write, reading the same rows.
 const BYSTANDERS: usize = 200;
-
-/// The replicas of a cluster with replay stopped: they keep receiving the primary's changes but
-/// apply none (PostgreSQL `pg_wal_replay_pause()`, MariaDB `STOP SLAVE SQL_THREAD`), so a row
-/// written meanwhile exists on the primary only. Replay resumes when this is dropped, a failed
-/// assertion included.
-struct ReplayPaused<'a>(&'a Cluster);
-
-impl<'a> ReplayPaused<'a> {
-    fn new(cluster: &'a Cluster) -> Self {
-        for replica in cluster.replicas() {
-            let sql = match replica {
-                Node::Postgres(_) => "SELECT pg_wal_replay_pause()",
-                Node::MySql(_) => "STOP SLAVE SQL_THREAD",
-            };
-            node_admin(replica, sql);
-        }
-        for replica in cluster.replicas() {
-            // The server's word that replay stops: PostgreSQL applies no record once a pause is
-            // requested; MariaDB's STOP SLAVE returns once the applier thread stopped.
-            let state = match replica {
-                Node::Postgres(_) => node_admin(
-                    replica,
-                    "SELECT CASE pg_get_wal_replay_pause_state() WHEN 'not paused' THEN 'running' \
-                     ELSE 'paused' END",
-                ),
-                Node::MySql(_) => node_admin(
-                    replica,
-                    "SELECT IF(VARIABLE_VALUE = 'OFF', 'paused', 'running') FROM \
-                     information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'SLAVE_RUNNING'",
-                ),
-            };
-            assert_eq!(
-                state.trim(),
-                "paused",
-                "replay on {} not paused: {state}",
-                replica.name()
-            );
-        }
-        ReplayPaused(cluster)
-    }
-}
-
-impl Drop for ReplayPaused<'_> {
-    fn drop(&mut self) {
-        for replica in self.0.replicas() {
-            let sql = match replica {
-                Node::Postgres(_) => "SELECT pg_wal_replay_resume()",
-                Node::MySql(_) => "START SLAVE SQL_THREAD",
-            };
-            node_admin(replica, sql);
-        }
-    }
-}
 
 /// What one writing task saw.
 #[derive(Debug)]
@@ -141,7 +88,12 @@ async fn thousands_of_concurrent_writers_each_read_their_row_back_from_the_write
     let writer = cluster.writer_port();
 
     let (outcomes, bystanders) = {
-        let _paused = ReplayPaused::new(cluster);
+        // Replay stopped on every replica: they keep receiving the primary's changes but apply
+        // none, so a row written meanwhile exists on the primary only. It resumes when the
+        // guards drop, a failed assertion included.
+        let _paused: Vec<_> = (0..cluster.replicas().len())
+            .map(|replica| cluster.pause_replay(replica))
+            .collect();
         let tasks: Vec<_> = (0..WRITERS)
             .map(|i| tokio::spawn(write_then_read(db.clone(), i)))
             .collect();

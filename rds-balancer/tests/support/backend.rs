@@ -8,7 +8,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rds_balancer_testkit::{MariaDbCluster, MariaDbNode, PgCluster, PgNode};
+use rds_balancer_testkit::{
+    ApplyDelay, MariaDbCluster, MariaDbNode, PgCluster, PgNode, ReplayPaused,
+};
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 
 /// Which database a test body runs against.
@@ -148,6 +150,68 @@ impl Cluster {
             Cluster::MySql(c) => c.promote(index),
         }
         .expect("promote");
+    }
+
+    /// Pauses replay on replica `index` (it keeps receiving, applies nothing) until the guard
+    /// is dropped, a failed assertion included: a test may do this on the shared cluster. While
+    /// it lasts, [`wait_replicated`](Self::wait_replicated) and
+    /// [`create_database`](Self::create_database) time out.
+    pub fn pause_replay(&self, index: usize) -> ReplayPaused<'_> {
+        match self {
+            Cluster::Postgres(c) => c.pause_replay(index),
+            Cluster::MySql(c) => c.pause_replay(index),
+        }
+        .expect("pause replay")
+    }
+
+    /// Resumes replay on replica `index`, for a pause made without a guard.
+    pub fn resume_replay(&self, index: usize) {
+        match self {
+            Cluster::Postgres(c) => c.resume_replay(index),
+            Cluster::MySql(c) => c.resume_replay(index),
+        }
+        .expect("resume replay");
+    }
+
+    /// Delays replay on replica `index` by `delay` (MariaDB: rounded up to whole seconds) until
+    /// the guard is dropped, a failed assertion included: a test may do this on the shared
+    /// cluster.
+    pub fn set_apply_delay(&self, index: usize, delay: Duration) -> ApplyDelay<'_> {
+        match self {
+            Cluster::Postgres(c) => c.set_apply_delay(index, delay),
+            Cluster::MySql(c) => c.set_apply_delay(index, delay),
+        }
+        .expect("set the apply delay")
+    }
+
+    /// The primary's position after its writes so far: an LSN (`0/3000148`) or a GTID position
+    /// (`0-1-6`).
+    pub fn writer_position(&self) -> String {
+        match self {
+            Cluster::Postgres(c) => c.writer_position(),
+            Cluster::MySql(c) => c.writer_position(),
+        }
+        .expect("the writer's position")
+    }
+
+    /// How far replica `index` has applied the primary's writes, in the format of
+    /// [`writer_position`](Self::writer_position).
+    pub fn replayed_position(&self, index: usize) -> String {
+        match self {
+            Cluster::Postgres(c) => c.replayed_position(index),
+            Cluster::MySql(c) => c.replayed_position(index),
+        }
+        .expect("a replica's replayed position")
+    }
+
+    /// How far replica `index` has received the primary's writes, in the format of
+    /// [`writer_position`](Self::writer_position).
+    pub fn received_position(&self, index: usize) -> String {
+        match self {
+            Cluster::Postgres(c) => c.received_position(index),
+            Cluster::MySql(c) => c.received_position(index),
+        }
+        .expect("a replica's received position")
     }
 
     /// Creates database `name` with the test schema, replicated to every running replica.
