@@ -13,6 +13,7 @@ mod failover;
 mod health;
 mod options;
 mod pool;
+mod position;
 mod resilience;
 mod route;
 mod settings;
@@ -35,6 +36,7 @@ pub use self::credentials::{RdsSecret, SecretsManagerAuth, SecretsManagerAuthBui
 pub use self::error::{Error, ErrorKind, Result};
 pub use self::health::{HealthSnapshot, HealthState, HostHealthSnapshot, HostRole};
 pub use self::options::{RdsConnectionBuilder, SslMode};
+pub use self::position::{ParsePositionError, Position};
 pub use self::resilience::{
     AsDbErr, BreakerError, BreakerOptions, BreakerState, CircuitBreaker, RetryPolicy,
     is_circuit_open, is_transient, retry,
