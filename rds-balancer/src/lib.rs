@@ -4,6 +4,7 @@
 mod aws;
 mod bluegreen;
 mod budget;
+mod causal;
 mod classify;
 mod cluster;
 mod connection;
@@ -25,6 +26,7 @@ pub use self::bluegreen::{
     BlueGreenEndpoint, BlueGreenEvent, BlueGreenOptions, BlueGreenPhase, BlueGreenRole,
     BlueGreenStatus,
 };
+pub use self::causal::{ReadYourWrites, with_position};
 pub use self::classify::{Classifier, Explanation, Reason, Target, classify, explain};
 pub use self::cluster::ShutdownReport;
 pub use self::connection::{RdsConnection, RdsStream, RdsTransaction};

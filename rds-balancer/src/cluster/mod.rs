@@ -189,6 +189,24 @@ impl Cluster {
                 None => return Err(Error::NoActiveReaders),
             },
         };
+        self.enter(host)
+    }
+
+    /// Picks a schedulable reader that passes `fit` and counts a statement in flight there;
+    /// `Ok(None)` when none does.
+    pub(crate) fn admit_reader_if(
+        &self,
+        fit: impl Fn(&HostPool) -> bool,
+    ) -> Result<Option<InFlight>> {
+        let hosts = self.pools.load();
+        let usable = |reader: &Arc<HostPool>| reader.health().is_schedulable() && fit(reader);
+        match self.picker.pick(&hosts.readers, usable) {
+            Some(reader) => self.enter(reader).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn enter(&self, host: &Arc<HostPool>) -> Result<InFlight> {
         let guard = host.enter();
         // Counted first, checked second: shutdown sets `closing` and then waits for the counts,
         // so a statement is either refused here or seen (and awaited) by shutdown.

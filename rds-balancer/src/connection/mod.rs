@@ -2,6 +2,7 @@
 //! ([`router`]), recovers from its host's failures ([`recovery`]), implements SeaORM's traits
 //! ([`traits`], [`stream`]) and forwards the rest to the [`Cluster`].
 
+mod causal;
 mod recovery;
 mod router;
 mod stream;

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::failover::Outcome;
 use crate::pool::{HostPool, Role};
 use crate::resilience::{Fault, Summary, never_sent};
-use crate::route::Route;
+use crate::route::{Decision, Route, Why};
 
 /// How long a writer suspected of failing has to show it still accepts writes.
 pub(super) const WRITER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -53,7 +53,8 @@ impl RdsConnection {
         op: impl AsyncFn(&DatabaseConnection, Statement) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
         self.before_statement().await?;
-        let routed = self.before_writer(self.route(&stmt.sql)?).await?;
+        let routed = self.caught_up(self.route(&stmt.sql)?).await?;
+        let routed = self.before_writer(routed).await?;
         let read = self.is_read(routed.decision, &stmt.sql);
         let result = self.attempt(routed, read, stmt, op).await;
         if !read {
@@ -71,7 +72,14 @@ impl RdsConnection {
         stmt: Statement,
         op: impl AsyncFn(&DatabaseConnection, Statement) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
-        let decision = routed.decision;
+        let decision = match routed.decision.why {
+            // Run again, it goes to the writer: another reader may not have the task's write.
+            Why::CaughtUp => Decision {
+                route: Route::Writer,
+                why: Why::ReadYourWrites,
+            },
+            _ => routed.decision,
+        };
         let failover = self.cluster().failover();
         // The first attempt consumes the statement: keep a copy when it may run again (a read,
         // or anything for a writer that may fail over).

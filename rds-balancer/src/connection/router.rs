@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::RdsConnection;
 use crate::budget::{Budget, Slot};
+use crate::causal::Causal;
 use crate::classify::{Classifier, Target};
 use crate::error::Error;
 use crate::health::{GuardedError, HealthOptions, guard_statement};
@@ -23,12 +24,18 @@ use crate::route::{Decision, Route, Sticky, Why, current_route, decide, decide_t
 pub(crate) struct Router {
     classifier: Classifier,
     /// Read-your-writes: which tasks wrote recently.
-    sticky: Sticky,
+    pub(super) sticky: Sticky,
+    /// Position mode's state (read-your-writes by replication position), when on.
+    pub(super) causal: Option<Causal>,
 }
 
 impl Router {
-    pub(crate) fn new(classifier: Classifier, sticky: Sticky) -> Self {
-        Router { classifier, sticky }
+    pub(crate) fn new(classifier: Classifier, sticky: Sticky, causal: Option<Causal>) -> Self {
+        Router {
+            classifier,
+            sticky,
+            causal,
+        }
     }
 
     /// Records that the current task wrote (or ran a transaction on the writer): its next reads
@@ -110,7 +117,7 @@ impl RdsConnection {
             sql,
             self.cluster().backend(),
             &router.classifier,
-            || router.sticky.is_sticky(),
+            || router.sticky.is_sticky() || crate::causal::is_required(),
         )?;
         self.admit(decision, "statement", None)
     }
@@ -151,8 +158,18 @@ impl RdsConnection {
         operation: &'static str,
         avoid: Option<&Arc<HostPool>>,
     ) -> Result<Routed, Error> {
+        let guard = self.cluster().admit(decision.route, avoid)?;
+        Ok(self.routed(guard, decision, operation))
+    }
+
+    /// A statement counted in flight by `guard`, with its span and budget.
+    pub(super) fn routed(
+        &self,
+        guard: InFlight,
+        decision: Decision,
+        operation: &'static str,
+    ) -> Routed {
         let cluster = self.cluster();
-        let guard = cluster.admit(decision.route, avoid)?;
         let host = guard.host();
         let span = tracing::debug_span!(
             "rds_balancer.route",
@@ -166,7 +183,7 @@ impl RdsConnection {
         let budget = cluster
             .budget()
             .map(|budget| (Arc::clone(budget), cluster.hosts()));
-        Ok(Routed {
+        Routed {
             guard,
             span,
             decision,
@@ -175,7 +192,7 @@ impl RdsConnection {
             budget,
             slot: Mutex::new(None),
             unsent: AtomicBool::new(false),
-        })
+        }
     }
 }
 

@@ -25,7 +25,7 @@ impl StreamTrait for RdsConnection {
     ) -> Pin<Box<dyn Future<Output = Result<RdsStream, DbErr>> + 'a + Send>> {
         Box::pin(async move {
             self.before_statement().await?;
-            let routed = self.route(&stmt.sql)?;
+            let routed = self.caught_up(self.route(&stmt.sql)?).await?;
             if !self.is_read(routed.decision, &stmt.sql) {
                 self.router().wrote();
             }

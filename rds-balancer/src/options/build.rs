@@ -11,6 +11,7 @@ use sea_orm::{DatabaseBackend, DatabaseConnection, DatabaseConnectionType};
 use super::{HostSource, PoolOptions, RdsConnectionBuilder, Tls};
 use crate::bluegreen::BlueGreen;
 use crate::budget::Budget;
+use crate::causal::{Causal, Mode, ReadYourWrites, fetch};
 use crate::cluster::{Cluster, Lifecycle, Parts};
 use crate::connection::{RdsConnection, Router};
 use crate::credentials::CredentialProvider;
@@ -111,6 +112,7 @@ impl RdsConnectionBuilder {
             }
             readers.push(reader);
         }
+        let (sticky, causal) = read_your_writes(self.read_your_writes, writer.conn()).await?;
         tracing::info!(writer = %writer.name(), readers = readers.len(), "rds-balancer connected");
         let cluster = Cluster::new(Parts {
             backend,
@@ -130,7 +132,7 @@ impl RdsConnectionBuilder {
         crate::bluegreen::spawn_monitor(&cluster);
         Ok(RdsConnection::new(
             cluster,
-            Router::new(self.classifier, Sticky::new(self.read_your_writes)),
+            Router::new(self.classifier, sticky, causal),
         ))
     }
 
@@ -148,7 +150,11 @@ impl RdsConnectionBuilder {
         settings::positive("failure_detection_time", health.failure_detection_time)?;
         settings::bounded("degraded_latency", health.degraded_latency)?;
         settings::at_least_one("failure_detection_count", health.failure_detection_count)?;
-        settings::bounded("read_your_writes", self.read_your_writes)?;
+        match self.read_your_writes.mode() {
+            Mode::Window(window) => settings::bounded("read_your_writes", window)?,
+            Mode::Position { max_wait } => settings::bounded("max_wait", max_wait)?,
+            Mode::Off => {}
+        }
         settings::bounded("drain_timeout", self.drain_timeout)?;
         if let Some(limit) = self.max_total_connections {
             settings::at_least_one("max_total_connections", limit)?;
@@ -183,6 +189,31 @@ async fn open_reader(
 
 /// The backend of a pool, or `None` for one rds-balancer cannot route (SQLite, mock, or a
 /// `Disconnected` placeholder, on which SeaORM's own `get_database_backend` would panic).
+/// The read-your-writes table, and position mode's state when it is on: the writer is asked
+/// for its position once, and one that keeps none falls back to a window.
+async fn read_your_writes(
+    policy: ReadYourWrites,
+    writer: &DatabaseConnection,
+) -> Result<(Sticky, Option<Causal>)> {
+    let max_wait = match policy.mode() {
+        Mode::Off => return Ok((Sticky::new(Duration::ZERO), None)),
+        Mode::Window(window) => return Ok((Sticky::new(window), None)),
+        Mode::Position { max_wait } => max_wait,
+    };
+    let flavour = fetch::flavour(writer).await?;
+    if fetch::writer_position(writer, flavour).await?.is_none() {
+        let window = ReadYourWrites::FALLBACK_WINDOW;
+        tracing::warn!(
+            ?flavour,
+            ?window,
+            "read-your-writes by position: the writer keeps no replication position (binary \
+             logging or GTIDs off); a window is used instead"
+        );
+        return Ok((Sticky::new(window), None));
+    }
+    Ok((Sticky::by_position(), Some(Causal::new(max_wait, flavour))))
+}
+
 fn backend_of(conn: &DatabaseConnection) -> Option<DatabaseBackend> {
     match conn.inner {
         DatabaseConnectionType::SqlxPostgresPoolConnection(_) => Some(DatabaseBackend::Postgres),
@@ -285,6 +316,10 @@ mod tests {
             ("max_lifetime", base().max_lifetime(Duration::MAX)),
             ("drain_timeout", base().drain_timeout(Duration::MAX)),
             ("read_your_writes", base().read_your_writes(Duration::MAX)),
+            (
+                "max_wait",
+                base().read_your_writes(ReadYourWrites::position().max_wait(Duration::MAX)),
+            ),
             ("max_total_connections", base().max_total_connections(0)),
             (
                 "max_total_connections",

@@ -14,6 +14,7 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 
 use crate::bluegreen::BlueGreenOptions;
+use crate::causal::ReadYourWrites;
 use crate::classify::Classifier;
 #[cfg(doc)]
 use crate::connection::RdsConnection;
@@ -88,7 +89,7 @@ pub struct RdsConnectionBuilder {
     readers: Vec<HostSource>,
     pool: PoolOptions,
     fallback_to_writer: bool,
-    read_your_writes: Duration,
+    read_your_writes: ReadYourWrites,
     drain_timeout: Duration,
     endpoint_resolver: Option<Arc<dyn EndpointResolver>>,
     filter: ReaderFilter,
@@ -141,7 +142,7 @@ impl Default for RdsConnectionBuilder {
             readers: Vec::new(),
             pool: PoolOptions::default(),
             fallback_to_writer: true,
-            read_your_writes: Duration::from_secs(1),
+            read_your_writes: ReadYourWrites::default(),
             drain_timeout: Duration::from_secs(30),
             endpoint_resolver: None,
             filter: ReaderFilter::default(),
@@ -234,9 +235,14 @@ impl RdsConnectionBuilder {
         self
     }
 
-    /// How long after a task writes its own reads go to the writer too, so that it reads what
-    /// it wrote even before the replicas replayed it; `Duration::ZERO` turns this off. Default:
-    /// 1 s.
+    /// How a task's reads see its own writes ([`ReadYourWrites`]): for a window after it wrote
+    /// they go to the writer (a `Duration`, the default: 1 s; `Duration::ZERO` is off), or, with
+    /// [`ReadYourWrites::position`], to a replica that has replayed the write.
+    ///
+    /// Position mode asks the writer for its position when `build` runs: a writer that keeps
+    /// none (MariaDB without binary logging, MySQL without GTIDs) falls back to a window of
+    /// [`ReadYourWrites::FALLBACK_WINDOW`] (logged as a warning); a writer that cannot be asked
+    /// fails the build.
     ///
     /// "A task" is the tokio task that ran the write (a request handler, typically), or the
     /// thread outside a task. Reads of other tasks are not affected; route overrides
@@ -248,16 +254,26 @@ impl RdsConnectionBuilder {
     /// # async fn f() -> rds_balancer::Result<()> {
     /// use std::time::Duration;
     ///
+    /// use rds_balancer::ReadYourWrites;
+    ///
     /// let db = rds_balancer::RdsConnection::builder()
     ///     .writer("mysql://app@writer.cluster-x.us-east-1.rds.amazonaws.com/app")
     ///     .reader("mysql://app@reader-1.x.us-east-1.rds.amazonaws.com/app")
     ///     .read_your_writes(Duration::from_secs(2))
     ///     .build()
     ///     .await?;
-    /// # let _ = db; Ok(()) }
+    ///
+    /// // Exact: a replica that has the write, waiting up to 50 ms for one.
+    /// let exact = rds_balancer::RdsConnection::builder()
+    ///     .writer("mysql://app@writer.cluster-x.us-east-1.rds.amazonaws.com/app")
+    ///     .reader("mysql://app@reader-1.x.us-east-1.rds.amazonaws.com/app")
+    ///     .read_your_writes(ReadYourWrites::position().max_wait(Duration::from_millis(50)))
+    ///     .build()
+    ///     .await?;
+    /// # let _ = (db, exact); Ok(()) }
     /// ```
-    pub fn read_your_writes(mut self, window: Duration) -> Self {
-        self.read_your_writes = window;
+    pub fn read_your_writes(mut self, policy: impl Into<ReadYourWrites>) -> Self {
+        self.read_your_writes = policy.into();
         self
     }
 

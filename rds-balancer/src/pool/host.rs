@@ -7,6 +7,7 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
+use crate::causal::Replayed;
 use crate::credentials::Renewal;
 use crate::health::{HealthOptions, HostHealth, ProbeError};
 
@@ -52,6 +53,8 @@ pub(crate) struct HostPool {
     idle: Notify,
     /// Whether its pool marks when a statement gets a connection ([`super::track`]).
     marked: bool,
+    /// What it has replayed of the writer's changes, as last read (causal reads).
+    replayed: Replayed,
 }
 
 impl std::fmt::Debug for HostPool {
@@ -87,6 +90,7 @@ impl HostPool {
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
             marked,
+            replayed: Replayed::default(),
         })
     }
 
@@ -119,6 +123,11 @@ impl HostPool {
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// What it has replayed, as last read (causal reads).
+    pub(crate) fn replayed(&self) -> &Replayed {
+        &self.replayed
     }
 
     pub(crate) fn health(&self) -> &HostHealth {

@@ -124,6 +124,11 @@ impl Position {
         lsn::parse(text).map(|lsn| Position(Repr::Lsn(lsn)))
     }
 
+    /// A PostgreSQL WAL position from its number.
+    pub(crate) fn lsn_at(lsn: u64) -> Position {
+        Position(Repr::Lsn(lsn))
+    }
+
     /// Reads what MariaDB returns for `@@gtid_binlog_pos`, `@@gtid_slave_pos` or
     /// `@@gtid_current_pos` (`0-1-100,1-2-5`, or empty).
     pub(crate) fn from_mariadb_gtid(text: &str) -> Result<Position, ParsePositionError> {
@@ -152,10 +157,6 @@ impl Position {
     }
 
     /// The PostgreSQL LSN, if this is one.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the causal reads to come (issue 15)")
-    )]
     pub(crate) fn lsn(&self) -> Option<u64> {
         match self.0 {
             Repr::Lsn(lsn) => Some(lsn),
@@ -198,10 +199,6 @@ impl Position {
     /// its later GTID; MySQL: the union), or `None` when there is no least one: different
     /// engines, or a MariaDB domain at the same sequence number from two servers (any later
     /// sequence number reaches both, from whichever server: none is least).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the causal reads to come (issue 15)")
-    )]
     pub(crate) fn join(&self, other: &Position) -> Option<Position> {
         match (&self.0, &other.0) {
             (Repr::Empty, Repr::Empty | Repr::MariaDb(_) | Repr::MySql(_)) => Some(other.clone()),

@@ -28,8 +28,11 @@ pub(crate) enum Why {
     /// A reader was asked for, but the classifier could not tell that the statement is
     /// read-only: the writer, to be safe.
     Unsure,
-    /// A read by a task that wrote less than the read-your-writes window ago.
+    /// A read by a task that wrote less than the read-your-writes window ago (or whose write
+    /// no reader is known to have replayed).
     ReadYourWrites,
+    /// A read by a task that wrote, sent to a reader that has replayed its write.
+    CaughtUp,
 }
 
 impl Why {
@@ -41,6 +44,7 @@ impl Why {
             Why::AccessMode => "access_mode",
             Why::Unsure => "unsure",
             Why::ReadYourWrites => "read_your_writes",
+            Why::CaughtUp => "caught_up",
         }
     }
 }

@@ -1,5 +1,12 @@
-//! Read-your-writes: for a short window after a task wrote through the writer, its reads go to
-//! the writer too, so that it never reads a replica that has not replayed its own write yet.
+//! Read-your-writes: which tasks wrote and still need the writer (or a replica that caught up)
+//! for their reads.
+//!
+//! Two ways to tell when a task's write no longer matters: a time window (its reads go to the
+//! writer for the window after it wrote), or replication positions (each write is numbered; a
+//! write is *covered* once every reader has replayed a writer position fetched after it, see
+//! [`crate::causal`]). Either way the table holds one number per writer: the end of its
+//! window, or its write's number; the writer needs the writer while that number is above the
+//! threshold (the time now, or the covered write number).
 //!
 //! SeaORM relies on this on MySQL: with no `RETURNING`, `ActiveModel::insert` and `update` run
 //! the write and then read the row back by its key through the same connection. Sent to a
@@ -40,10 +47,27 @@ enum Key {
     Test(u64),
 }
 
+/// How entries end.
+#[derive(Debug)]
+enum Ends {
+    /// At the end of a window of this many milliseconds.
+    Window(u64),
+    /// Once covered: writes are numbered from 1 (`written`), and every write numbered up to
+    /// `covered` has been replayed by every reader.
+    Covered {
+        written: AtomicU64,
+        covered: AtomicU64,
+    },
+}
+
+/// How often covered entries are swept, in milliseconds.
+const COVERED_SWEEP_MS: u64 = 1000;
+
 /// The read-your-writes table of one connection.
 pub(crate) struct Sticky {
-    /// The window in milliseconds; 0 is off.
-    window_ms: u64,
+    ends: Ends,
+    /// The sweep period in milliseconds; 0 is off (nothing is ever held).
+    sweep_ms: u64,
     epoch: Instant,
     /// Entries across every shard, expired ones not yet removed included. Changed only under
     /// the lock of the shard concerned, so it is never 0 while a window is open.
@@ -57,7 +81,7 @@ pub(crate) struct Sticky {
 impl std::fmt::Debug for Sticky {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sticky")
-            .field("window_ms", &self.window_ms)
+            .field("ends", &self.ends)
             .field("live", &self.live.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -67,13 +91,27 @@ impl Sticky {
     /// A table for `window` (zero: off), counted in whole milliseconds, rounded up.
     pub(crate) fn new(window: Duration) -> Self {
         let window_ms = u64::try_from(window.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-        let shards = if window_ms == 0 {
+        Self::with(Ends::Window(window_ms), window_ms)
+    }
+
+    /// A table whose entries end once covered ([`Self::cover`]).
+    pub(crate) fn by_position() -> Self {
+        let ends = Ends::Covered {
+            written: AtomicU64::new(0),
+            covered: AtomicU64::new(0),
+        };
+        Self::with(ends, COVERED_SWEEP_MS)
+    }
+
+    fn with(ends: Ends, sweep_ms: u64) -> Self {
+        let shards = if sweep_ms == 0 {
             Box::default()
         } else {
             (0..SHARDS).map(|_| Mutex::default()).collect()
         };
         Sticky {
-            window_ms,
+            ends,
+            sweep_ms,
             epoch: Instant::now(),
             live: AtomicUsize::new(0),
             next_sweep: AtomicU64::new(0),
@@ -89,13 +127,37 @@ impl Sticky {
         self.mark_at(current_key(), self.now_ms());
     }
 
-    /// Whether the current task (or thread) wrote less than the window ago.
+    /// Whether the current task (or thread) wrote less than the window ago (or wrote what is
+    /// not covered yet).
     pub(crate) fn is_sticky(&self) -> bool {
+        self.pending().is_some()
+    }
+
+    /// The number of the current task's (or thread's) last write while it is not covered yet
+    /// (in window mode: the end of its window).
+    pub(crate) fn pending(&self) -> Option<u64> {
         // No window open anywhere (the common case): no clock, no lock.
         if self.shards.is_empty() || self.live.load(Ordering::Acquire) == 0 {
-            return false;
+            return None;
         }
-        self.is_sticky_at(current_key(), self.now_ms())
+        self.pending_at(current_key(), self.now_ms())
+    }
+
+    /// How many writes were numbered so far (position mode; 0 in window mode). A writer
+    /// position fetched after reading this is at least as new as each of those writes.
+    pub(crate) fn written(&self) -> u64 {
+        match &self.ends {
+            Ends::Covered { written, .. } => written.load(Ordering::SeqCst),
+            Ends::Window(_) => 0,
+        }
+    }
+
+    /// Every write numbered up to `write` has been replayed by every reader: those writers
+    /// read anywhere again.
+    pub(crate) fn cover(&self, write: u64) {
+        if let Ends::Covered { covered, .. } = &self.ends {
+            covered.fetch_max(write, Ordering::SeqCst);
+        }
     }
 
     /// Milliseconds since the epoch.
@@ -104,34 +166,52 @@ impl Sticky {
     }
 
     fn mark_at(&self, key: Key, now: u64) {
-        let expiry = now.saturating_add(self.window_ms);
+        let end = match &self.ends {
+            Ends::Window(window_ms) => now.saturating_add(*window_ms),
+            // Numbered after the write was acknowledged (the caller marks it then).
+            Ends::Covered { written, .. } => written.fetch_add(1, Ordering::SeqCst) + 1,
+        };
         {
             let mut shard = self.shard(key);
-            if shard.insert(key, expiry).is_none() {
+            if shard.insert(key, end).is_none() {
                 self.live.fetch_add(1, Ordering::Release);
             }
         }
         self.sweep_if_due(now);
     }
 
+    #[cfg(test)]
     fn is_sticky_at(&self, key: Key, now: u64) -> bool {
-        if self.live.load(Ordering::Acquire) == 0 {
-            return false;
+        self.pending_at(key, now).is_some()
+    }
+
+    /// What entries must stay above to hold: the time now, or the covered write number.
+    fn threshold(&self, now: u64) -> u64 {
+        match &self.ends {
+            Ends::Window(_) => now,
+            Ends::Covered { covered, .. } => covered.load(Ordering::SeqCst),
         }
-        let sticky = {
+    }
+
+    fn pending_at(&self, key: Key, now: u64) -> Option<u64> {
+        if self.live.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let threshold = self.threshold(now);
+        let pending = {
             let mut shard = self.shard(key);
             match shard.get(&key) {
-                Some(&expiry) if expiry > now => true,
+                Some(&end) if end > threshold => Some(end),
                 Some(_) => {
                     shard.remove(&key);
                     self.live.fetch_sub(1, Ordering::Release);
-                    false
+                    None
                 }
-                None => false,
+                None => None,
             }
         };
         self.sweep_if_due(now);
-        sticky
+        pending
     }
 
     /// The locked shard of `key`.
@@ -145,8 +225,8 @@ impl Sticky {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Once per window, removes every expired entry (the caller that finds the sweep due
-    /// does it; the others go on).
+    /// Once per window (a second in position mode), removes every expired (covered) entry
+    /// (the caller that finds the sweep due does it; the others go on).
     fn sweep_if_due(&self, now: u64) {
         let due = self.next_sweep.load(Ordering::Relaxed);
         if now < due
@@ -154,7 +234,7 @@ impl Sticky {
                 .next_sweep
                 .compare_exchange(
                     due,
-                    now.saturating_add(self.window_ms),
+                    now.saturating_add(self.sweep_ms),
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 )
@@ -162,10 +242,11 @@ impl Sticky {
         {
             return;
         }
+        let threshold = self.threshold(now);
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
             let before = shard.len();
-            shard.retain(|_, expiry| *expiry > now);
+            shard.retain(|_, end| *end > threshold);
             let removed = before - shard.len();
             if removed > 0 {
                 self.live.fetch_sub(removed, Ordering::Release);
@@ -255,6 +336,43 @@ mod tests {
         assert_eq!(sticky.entries(), 1);
         assert!(sticky.is_sticky_at(Key::Test(7), 150));
         assert!(!sticky.is_sticky_at(Key::Test(7), 190));
+    }
+
+    #[test]
+    fn by_position_a_write_holds_until_it_is_covered() {
+        let sticky = Sticky::by_position();
+        assert_eq!(sticky.written(), 0);
+        sticky.mark_at(Key::Test(1), 10);
+        sticky.mark_at(Key::Test(2), 10);
+        assert_eq!(sticky.written(), 2);
+        assert_eq!(sticky.pending_at(Key::Test(1), 10), Some(1));
+        assert_eq!(sticky.pending_at(Key::Test(2), 10), Some(2));
+        assert_eq!(sticky.pending_at(Key::Test(3), 10), None);
+        // Time alone ends nothing.
+        assert!(sticky.is_sticky_at(Key::Test(1), u64::MAX / 2));
+        sticky.cover(1);
+        assert!(!sticky.is_sticky_at(Key::Test(1), 20), "covered");
+        assert!(sticky.is_sticky_at(Key::Test(2), 20), "not covered yet");
+        // A later write of the covered writer holds again, with its new number.
+        sticky.mark_at(Key::Test(1), 30);
+        assert_eq!(sticky.pending_at(Key::Test(1), 30), Some(3));
+        // Covering is monotonic.
+        sticky.cover(3);
+        sticky.cover(2);
+        assert!(!sticky.is_sticky_at(Key::Test(1), 40));
+        assert!(!sticky.is_sticky_at(Key::Test(2), 40));
+    }
+
+    #[test]
+    fn by_position_covered_writers_that_never_come_back_are_swept() {
+        let sticky = Sticky::by_position();
+        for i in 0..1000 {
+            sticky.mark_at(Key::Test(i), 10);
+        }
+        sticky.cover(1000);
+        // A second later, anyone's statement sweeps them.
+        assert!(!sticky.is_sticky_at(Key::Test(5000), 10 + COVERED_SWEEP_MS));
+        assert_eq!(sticky.entries(), 0);
     }
 
     #[test]

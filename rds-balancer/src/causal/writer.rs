@@ -1,0 +1,174 @@
+//! The writer's position, fetched once for every task waiting at the time.
+//!
+//! Writes are numbered when acknowledged ([`Sticky`](crate::route::Sticky)). A fetch reads the
+//! count of numbered writes *before* it asks the writer, so the position it gets is at least as
+//! new as each of those writes: it *covers* them. A task whose write is covered by the latest
+//! fetch uses it; the others wait for the fetch in progress (one at a time) and, if that one
+//! started before their write, the next one, which covers every task waiting behind it.
+
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+
+use crate::position::Position;
+
+/// A writer position and the writes it covers.
+#[derive(Debug, Clone)]
+pub(crate) struct Fetched {
+    /// Every write numbered up to this one is in `position`.
+    pub(crate) covers: u64,
+    pub(crate) position: Position,
+}
+
+/// The latest writer position, and the turn to fetch the next.
+#[derive(Debug, Default)]
+pub(crate) struct WriterPosition {
+    latest: Mutex<Option<Fetched>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl WriterPosition {
+    /// A position covering write number `write`: the latest one if it does, else one fetched
+    /// with `fetch` (given the count of writes it covers), shared with every task waiting.
+    /// `None` when the fetch failed.
+    pub(crate) async fn covering<F, Fut>(
+        &self,
+        write: u64,
+        written: impl Fn() -> u64,
+        fetch: F,
+    ) -> Option<Fetched>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Option<Position>>,
+    {
+        if let Some(latest) = self.latest_covering(write) {
+            return Some(latest);
+        }
+        let _turn = self.turn.lock().await;
+        // The fetch that held the turn may have covered it.
+        if let Some(latest) = self.latest_covering(write) {
+            return Some(latest);
+        }
+        let covers = written();
+        let position = fetch().await?;
+        let fetched = Fetched { covers, position };
+        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        if latest.as_ref().is_none_or(|held| held.covers < covers) {
+            *latest = Some(fetched.clone());
+        }
+        Some(fetched)
+    }
+
+    fn latest_covering(&self, write: u64) -> Option<Fetched> {
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|latest| latest.covers >= write)
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    fn lsn(n: u64) -> Position {
+        Position::lsn_at(n)
+    }
+
+    #[tokio::test]
+    async fn one_fetch_serves_every_write_before_it() {
+        let writer = WriterPosition::default();
+        let fetches = AtomicU64::new(0);
+        let fetch = || async {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Some(lsn(100))
+        };
+        let got = writer.covering(3, || 5, fetch).await.expect("fetched");
+        assert_eq!((got.covers, got.position), (5, lsn(100)));
+        // Writes 1 to 5 are covered: no second fetch.
+        for write in 1..=5 {
+            let again = writer
+                .covering(write, || 9, || async { unreachable!() })
+                .await;
+            assert_eq!(again.expect("latest").covers, 5);
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // Write 6 came after: a new fetch.
+        let newer = writer.covering(6, || 9, || async { Some(lsn(200)) }).await;
+        assert_eq!(newer.expect("fetched").position, lsn(200));
+    }
+
+    #[tokio::test]
+    async fn tasks_waiting_behind_a_fetch_share_the_next_one() {
+        let writer = Arc::new(WriterPosition::default());
+        let fetches = Arc::new(AtomicU64::new(0));
+        let (release, hold) = tokio::sync::oneshot::channel::<()>();
+        // The first fetch covers writes up to 1 and is held until released.
+        let first = {
+            let (writer, fetches) = (Arc::clone(&writer), Arc::clone(&fetches));
+            tokio::spawn(async move {
+                writer
+                    .covering(
+                        1,
+                        || 1,
+                        || async move {
+                            fetches.fetch_add(1, Ordering::SeqCst);
+                            hold.await.ok();
+                            Some(lsn(10))
+                        },
+                    )
+                    .await
+            })
+        };
+        while fetches.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Writes 2 to 11, acknowledged while it runs: they need the next fetch, one for all.
+        let waiting: Vec<_> = (2..12)
+            .map(|write| {
+                let (writer, fetches) = (Arc::clone(&writer), Arc::clone(&fetches));
+                tokio::spawn(async move {
+                    writer
+                        .covering(
+                            write,
+                            || 11,
+                            || async move {
+                                fetches.fetch_add(1, Ordering::SeqCst);
+                                Some(lsn(20))
+                            },
+                        )
+                        .await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        release.send(()).ok();
+        assert_eq!(
+            first.await.expect("task").expect("fetched").position,
+            lsn(10)
+        );
+        for task in waiting {
+            assert_eq!(
+                task.await.expect("task").expect("fetched").position,
+                lsn(20)
+            );
+        }
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            2,
+            "one fetch for all who waited"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_gives_none_and_the_next_task_tries_again() {
+        let writer = WriterPosition::default();
+        assert!(writer.covering(1, || 1, || async { None }).await.is_none());
+        let got = writer.covering(1, || 1, || async { Some(lsn(5)) }).await;
+        assert_eq!(got.expect("fetched").position, lsn(5));
+    }
+}

@@ -1,0 +1,180 @@
+//! Causal reads: a read of a task that wrote goes to a reader that has replayed its write,
+//! waiting up to `max_wait` for one, else to the writer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use super::RdsConnection;
+use super::router::Routed;
+use crate::causal::{Causal, Fetched, fetch};
+use crate::error::Error;
+use crate::pool::HostPool;
+use crate::position::Position;
+use crate::route::{Decision, Route, Why};
+
+/// How long one position query may take before the read goes to the writer.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
+/// The pause between two reads of the readers' positions while a read waits: doubling from
+/// the first, up to the last.
+const PACE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(8));
+
+impl RdsConnection {
+    /// The writer's replication position now: at least as new as every write this connection
+    /// (or any other) had acknowledged when it was called. Hand it to another request or
+    /// process, which reads inside [`with_position`](crate::with_position) to see those
+    /// writes.
+    ///
+    /// One short query on the writer. Fails with [`ErrorKind::Config`](crate::ErrorKind::Config)
+    /// when the writer keeps no comparable position (MariaDB without binary logging, MySQL
+    /// without GTIDs), and with the database's error when it cannot be asked.
+    ///
+    /// ```no_run
+    /// use sea_orm::ConnectionTrait;
+    ///
+    /// # async fn demo(db: rds_balancer::RdsConnection) -> Result<(), sea_orm::DbErr> {
+    /// db.execute_unprepared("UPDATE orders SET state = 'paid' WHERE id = 7").await?;
+    /// let position = db.write_position().await?;
+    /// let header = position.to_string(); // e.g. "0/3000148" on PostgreSQL
+    /// # let _ = header; Ok(()) }
+    /// ```
+    pub async fn write_position(&self) -> crate::Result<Position> {
+        let writer = Arc::clone(&self.cluster().hosts().writer);
+        let flavour = match &self.router().causal {
+            Some(causal) => causal.flavour,
+            None => fetch::flavour(writer.conn()).await?,
+        };
+        fetch::writer_position(writer.conn(), flavour)
+            .await?
+            .ok_or(Error::Config(
+                "the writer keeps no replication position (binary logging or GTIDs are off)".into(),
+            ))
+    }
+
+    /// In position mode, sends a read that read-your-writes held on the writer to a reader
+    /// that has replayed the task's last write, if one has or catches up within `max_wait`;
+    /// otherwise returns `routed` (the writer) as is.
+    pub(super) async fn caught_up(&self, routed: Routed) -> Result<Routed, Error> {
+        let router = self.router();
+        let (Some(causal), Why::ReadYourWrites) = (&router.causal, routed.decision.why) else {
+            return Ok(routed);
+        };
+        // The task's last write not known to be everywhere yet, and a `with_position` scope's.
+        let (write, required) = (router.sticky.pending(), crate::causal::required());
+        if write.is_none() && required.is_none() {
+            return Ok(routed);
+        }
+        let operation = routed.operation;
+        // Not counted on the writer while it waits for a reader.
+        drop(routed);
+        let asked = Instant::now();
+        let deadline = asked + causal.max_wait;
+        let cluster = self.cluster();
+        let mut hosts = cluster.hosts();
+        // The writer's position and the readers' at once: one round trip when a reader has it.
+        let writer_position = async {
+            match write {
+                Some(write) => self
+                    .writer_position(causal, &hosts.writer, write)
+                    .await
+                    .map(Some),
+                None => Some(None),
+            }
+        };
+        let (fetched, ()) =
+            futures_util::join!(writer_position, refresh(causal, &hosts.readers, asked));
+        let held = Decision {
+            route: Route::Writer,
+            why: Why::ReadYourWrites,
+        };
+        // `None`: the writer's position could not be read, or the two cannot be compared.
+        let target = match (&fetched, required) {
+            (None, _) | (Some(None), None) | (_, Some(None)) => None,
+            (Some(Some(fetched)), None) => Some(fetched.position.clone()),
+            (Some(None), Some(Some(required))) => Some(required),
+            (Some(Some(fetched)), Some(Some(required))) => fetched.position.join(&required),
+        };
+        let Some(target) = target else {
+            return self.admit(held, operation, None);
+        };
+        let covers = fetched.flatten().map(|fetched| fetched.covers);
+        let mut pause = PACE.0;
+        loop {
+            let has = |reader: &HostPool| reader.replayed().has(&target);
+            if let Some(covers) = covers
+                && !hosts.readers.is_empty()
+                && hosts.readers.iter().all(|r| has(r))
+            {
+                // Every reader has these writes: their tasks read anywhere again.
+                router.sticky.cover(covers);
+            }
+            if let Some(guard) = cluster.admit_reader_if(has)? {
+                let decision = Decision {
+                    route: Route::Reader,
+                    why: Why::CaughtUp,
+                };
+                return Ok(self.routed(guard, decision, operation));
+            }
+            let now = Instant::now();
+            if now >= deadline || hosts.readers.is_empty() {
+                return self.admit(held, operation, None);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(PACE.1);
+            let since = Instant::now();
+            hosts = cluster.hosts();
+            let _ =
+                tokio::time::timeout_at(deadline.into(), refresh(causal, &hosts.readers, since))
+                    .await;
+        }
+    }
+
+    /// The writer's position covering write number `write`, shared with every task waiting.
+    async fn writer_position(
+        &self,
+        causal: &Causal,
+        writer: &Arc<HostPool>,
+        write: u64,
+    ) -> Option<Fetched> {
+        let sticky = &self.router().sticky;
+        let fetch = || async {
+            let read = fetch::writer_position(writer.conn(), causal.flavour);
+            match tokio::time::timeout(FETCH_TIMEOUT, read).await {
+                Ok(Ok(position)) => position,
+                Ok(Err(error)) => {
+                    tracing::debug!(host = %writer.name(), %error, "writer position not read");
+                    None
+                }
+                Err(_) => None,
+            }
+        };
+        causal
+            .writer
+            .covering(write, || sticky.written(), fetch)
+            .await
+    }
+}
+
+/// Reads every reader's replayed position, unless one read since `since` is known.
+async fn refresh(causal: &Causal, readers: &[Arc<HostPool>], since: Instant) {
+    join_all(
+        readers
+            .iter()
+            .filter(|r| r.health().is_schedulable())
+            .map(|reader| {
+                reader.replayed().refresh(since, || async {
+            let read = fetch::replayed_position(reader.conn(), causal.flavour);
+            match tokio::time::timeout(FETCH_TIMEOUT, read).await {
+                Ok(Ok(position)) => position,
+                Ok(Err(error)) => {
+                    tracing::debug!(host = %reader.name(), %error, "replayed position not read");
+                    None
+                }
+                Err(_) => None,
+            }
+        })
+            }),
+    )
+    .await;
+}

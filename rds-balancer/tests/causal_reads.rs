@@ -1,0 +1,153 @@
+//! Read-your-writes by replication position ([`ReadYourWrites::position`]), against a real
+//! primary and a replica made to lag on purpose, on PostgreSQL and on MariaDB. Every read asks
+//! the server which host served it and whether it has the task's row.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test bodies outside #[test] fns
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rds_balancer::{RdsConnection, ReadYourWrites};
+use sea_orm::ConnectionTrait;
+use support::{Cluster, Kind, backend_tests, port_in, stmt};
+
+backend_tests!(
+    #[multi_thread]
+    a_lagging_replica_serves_each_task_its_own_write_only_once_replayed
+);
+
+/// Tasks writing a row, then reading it back, at once.
+const TASKS: usize = 40;
+
+/// What one task's read-back saw: the port of the server that ran it, and whether it had the
+/// row.
+async fn write_then_read(
+    db: RdsConnection,
+    cluster_port_expr: &'static str,
+    tag: String,
+) -> (u16, bool, Duration) {
+    db.execute_unprepared(&format!("INSERT INTO cake (name) VALUES ('{tag}')"))
+        .await
+        .expect("insert");
+    let read = format!(
+        "SELECT {cluster_port_expr} AS port, (SELECT count(*) FROM cake WHERE name = '{tag}') AS n"
+    );
+    let asked = Instant::now();
+    let row = db
+        .query_one_raw(stmt(&db, &read))
+        .await
+        .expect("read")
+        .expect("row");
+    (
+        port_in(&row).unwrap(),
+        row.try_get::<i64>("", "n").unwrap() > 0,
+        asked.elapsed(),
+    )
+}
+
+/// Runs [`TASKS`] tasks of [`write_then_read`] through `db`; their outcomes.
+async fn round(db: &RdsConnection, cluster: &Cluster, label: &str) -> Vec<(u16, bool, Duration)> {
+    let expr = cluster.port_expr();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| tokio::spawn(write_then_read(db.clone(), expr, format!("{label}-{i}"))))
+        .collect();
+    let mut outcomes = Vec::with_capacity(TASKS);
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
+async fn a_lagging_replica_serves_each_task_its_own_write_only_once_replayed(kind: Kind) {
+    // Its own cluster: a lagging replica would hold back other tests' schema changes.
+    let cluster = Cluster::start(kind, 1);
+    let (writer, replica) = (cluster.writer_port(), cluster.reader_ports()[0]);
+    let delay = match kind {
+        Kind::Postgres => Duration::from_millis(300),
+        // MariaDB's delay is whole seconds.
+        Kind::MySql => Duration::from_secs(1),
+    };
+    cluster.create_database("causal");
+    // Waiting up to five times the delay.
+    let exact = connect(&cluster, ReadYourWrites::position().max_wait(delay * 5)).await;
+    let off = connect(&cluster, ReadYourWrites::off()).await;
+
+    let lag = cluster.set_apply_delay(0, delay);
+    // Position mode: every read-back has its row; they wait for the replica to replay it
+    // rather than going to the writer (max_wait is five times the delay).
+    let exact_seen = round(&exact, &cluster, "exact").await;
+    // Off: read-backs go to the replica at once, before it replayed the row.
+    let off_seen = round(&off, &cluster, "off").await;
+    let tally = |seen: &[(u16, bool, Duration)], port: u16, found: bool| {
+        seen.iter()
+            .filter(|(p, f, _)| *p == port && *f == found)
+            .count()
+    };
+    eprintln!(
+        "{kind:?}, replica {delay:?} behind: position mode {} on the replica with the row, {} \
+         on the writer, {} stale; off {} stale of {TASKS}",
+        tally(&exact_seen, replica, true),
+        tally(&exact_seen, writer, true),
+        exact_seen.iter().filter(|(_, f, _)| !f).count(),
+        off_seen.iter().filter(|(_, f, _)| !f).count(),
+    );
+    assert!(
+        exact_seen.iter().all(|(_, found, _)| *found),
+        "position mode read a replica that had not replayed the task's write"
+    );
+    assert!(
+        tally(&exact_seen, replica, true) > TASKS / 2,
+        "position mode sent the read-backs to the writer instead of waiting for the replica"
+    );
+    assert!(
+        tally(&off_seen, replica, false) > 0,
+        "with read-your-writes off no read-back was stale: the replica does not lag, and the \
+         test proves nothing"
+    );
+
+    // Replay paused: a read-back waits max_wait, then goes to the writer and has its row.
+    drop(lag);
+    let paused = cluster.pause_replay(0);
+    let max_wait = Duration::from_millis(200);
+    let waiting = connect(&cluster, ReadYourWrites::position().max_wait(max_wait)).await;
+    let seen = round(&waiting, &cluster, "paused").await;
+    for (port, found, took) in &seen {
+        assert_eq!(
+            *port, writer,
+            "read-back sent to a replica that replays nothing"
+        );
+        assert!(found);
+        assert!(
+            *took >= max_wait,
+            "went to the writer after {took:?}, before max_wait"
+        );
+    }
+    // A task that did not write is not held back.
+    let bystander = tokio::spawn({
+        let db = waiting.clone();
+        let sql = format!("SELECT {} AS port", cluster.port_expr());
+        async move {
+            let row = db.query_one_raw(stmt(&db, &sql)).await.unwrap().unwrap();
+            port_in(&row).unwrap()
+        }
+    });
+    assert_eq!(bystander.await.unwrap(), replica);
+    drop(paused);
+    for db in [exact, off, waiting] {
+        assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+    }
+}
+
+/// A connection to the `causal` database with `policy`.
+async fn connect(cluster: &Cluster, policy: ReadYourWrites) -> RdsConnection {
+    let mut builder = RdsConnection::builder()
+        .read_your_writes(policy)
+        .max_connections(16)
+        .writer(cluster.writer_url("causal"))
+        .sqlx_logging(false);
+    for url in cluster.reader_urls("causal") {
+        builder = builder.reader(url);
+    }
+    builder.build().await.expect("connect")
+}
