@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rds_balancer::{RdsConnection, ReadYourWrites};
+use rds_balancer::{Position, RdsConnection, ReadYourWrites, with_position};
 use sea_orm::ConnectionTrait;
 use support::{Cluster, Kind, backend_tests, port_in, stmt};
 
@@ -133,7 +133,57 @@ async fn a_lagging_replica_serves_each_task_its_own_write_only_once_replayed(kin
         }
     });
     assert_eq!(bystander.await.unwrap(), replica);
+
+    // Across requests: one task writes through one connection and hands its position on as
+    // text; another task, on another connection, reads inside `with_position`.
+    let handed = tokio::spawn({
+        let db = exact.clone();
+        async move {
+            db.execute_unprepared("INSERT INTO cake (name) VALUES ('handed')")
+                .await
+                .unwrap();
+            db.write_position().await.unwrap().to_string()
+        }
+    })
+    .await
+    .unwrap();
+    let read_handed = |db: RdsConnection, position: Option<Position>| {
+        let sql = format!(
+            "SELECT {} AS port, (SELECT count(*) FROM cake WHERE name = 'handed') AS n",
+            cluster.port_expr()
+        );
+        tokio::spawn(async move {
+            let read = db.query_one_raw(stmt(&db, &sql));
+            let row = match position {
+                Some(position) => with_position(position, read).await,
+                None => read.await,
+            };
+            let row = row.unwrap().unwrap();
+            (
+                port_in(&row).unwrap(),
+                row.try_get::<i64>("", "n").unwrap() > 0,
+            )
+        })
+    };
+    let position: Position = handed.parse().unwrap();
+    assert_eq!(
+        read_handed(waiting.clone(), None).await.unwrap(),
+        (replica, false),
+        "without the position, the replica that replays nothing serves the read"
+    );
+    assert_eq!(
+        read_handed(waiting.clone(), Some(position.clone()))
+            .await
+            .unwrap(),
+        (writer, true),
+        "with it, the writer does (the replica cannot catch up while paused)"
+    );
     drop(paused);
+    assert_eq!(
+        read_handed(exact.clone(), Some(position)).await.unwrap(),
+        (replica, true),
+        "once replay resumed, the replica has it (waited for within max_wait)"
+    );
     for db in [exact, off, waiting] {
         assert!(db.shutdown(Duration::from_secs(10)).await.drained);
     }
