@@ -8,13 +8,16 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rds_balancer::{Position, RdsConnection, ReadYourWrites, with_position};
+use rds_balancer::{Position, RdsConnection, RdsConnectionBuilder, ReadYourWrites, with_position};
 use sea_orm::ConnectionTrait;
-use support::{Cluster, Kind, backend_tests, port_in, stmt};
+use support::health::until;
+use support::{Cluster, Kind, backend_tests, port_in, served_by, stmt};
 
 backend_tests!(
     #[multi_thread]
-    a_lagging_replica_serves_each_task_its_own_write_only_once_replayed
+    a_lagging_replica_serves_each_task_its_own_write_only_once_replayed,
+    #[multi_thread]
+    a_replica_beyond_max_replica_lag_gets_no_reads_until_it_catches_up
 );
 
 /// Tasks writing a row, then reading it back, at once.
@@ -191,8 +194,12 @@ async fn a_lagging_replica_serves_each_task_its_own_write_only_once_replayed(kin
 
 /// A connection to the `causal` database with `policy`.
 async fn connect(cluster: &Cluster, policy: ReadYourWrites) -> RdsConnection {
-    let mut builder = RdsConnection::builder()
-        .read_your_writes(policy)
+    connect_with(cluster, RdsConnection::builder().read_your_writes(policy)).await
+}
+
+/// A connection to the `causal` database with the settings of `builder`.
+async fn connect_with(cluster: &Cluster, builder: RdsConnectionBuilder) -> RdsConnection {
+    let mut builder = builder
         .max_connections(16)
         .writer(cluster.writer_url("causal"))
         .sqlx_logging(false);
@@ -200,4 +207,81 @@ async fn connect(cluster: &Cluster, policy: ReadYourWrites) -> RdsConnection {
         builder = builder.reader(url);
     }
     builder.build().await.expect("connect")
+}
+
+async fn a_replica_beyond_max_replica_lag_gets_no_reads_until_it_catches_up(kind: Kind) {
+    let cluster = Cluster::start(kind, 1);
+    let (writer, replica) = (cluster.writer_port(), cluster.reader_ports()[0]);
+    cluster.create_database("causal");
+    let max = Duration::from_millis(300);
+    let db = connect_with(
+        &cluster,
+        RdsConnection::builder()
+            .read_your_writes(ReadYourWrites::off())
+            .max_replica_lag(max),
+    )
+    .await;
+    let reader = |db: &RdsConnection| db.health().hosts[1].clone();
+    // Writes all along, from another connection: a replica that replays nothing falls behind.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writes = tokio::spawn({
+        let (db, stop) = (connect(&cluster, ReadYourWrites::off()).await, stop.clone());
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                db.execute_unprepared("INSERT INTO cake (name) VALUES ('lag')")
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
+    until(&db, "the replica's lag to be measured", || {
+        reader(&db).replica_lag_ms.is_some()
+    })
+    .await;
+    assert!(!reader(&db).lagging, "{:?}", reader(&db));
+    assert_eq!(served_by(&db).await, replica);
+
+    let paused = cluster.pause_replay(0);
+    let paused_at = Instant::now();
+    until(
+        &db,
+        "the paused replica to lag beyond max_replica_lag",
+        || reader(&db).lagging,
+    )
+    .await;
+    // Measured to within a tick (a quarter of max): the replica may already have been a
+    // sample behind when replay paused.
+    assert!(
+        paused_at.elapsed() >= max * 3 / 4,
+        "taken out {:?} after replay paused, before it could lag {max:?}",
+        paused_at.elapsed()
+    );
+    let lag = reader(&db).replica_lag_ms.unwrap();
+    assert!(lag > 300.0, "lagging at {lag} ms");
+    for _ in 0..20 {
+        assert_eq!(
+            served_by(&db).await,
+            writer,
+            "a read went to the lagging replica"
+        );
+    }
+
+    drop(paused);
+    until(&db, "the replica to catch up", || !reader(&db).lagging).await;
+    assert_eq!(
+        served_by(&db).await,
+        replica,
+        "the caught-up replica gets reads again"
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writes.await.unwrap();
+    // Idle: nothing written, and the caught-up replica does not read as lagging.
+    tokio::time::sleep(max * 2).await;
+    assert!(
+        !reader(&db).lagging,
+        "an idle cluster made the replica lag: {:?}",
+        reader(&db)
+    );
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }

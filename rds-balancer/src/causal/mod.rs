@@ -15,6 +15,7 @@
 //! [`Sticky::by_position`]: crate::route::Sticky::by_position
 
 pub(crate) mod fetch;
+mod lag;
 mod policy;
 mod replayed;
 mod scope;
@@ -23,6 +24,7 @@ mod writer;
 use std::time::Duration;
 
 pub(crate) use self::fetch::Flavour;
+pub(crate) use self::lag::{ReplicaLag, spawn_monitor as spawn_lag_monitor};
 pub(crate) use self::policy::Mode;
 pub use self::policy::ReadYourWrites;
 pub(crate) use self::replayed::Replayed;

@@ -179,7 +179,7 @@ impl Cluster {
     pub(crate) fn admit(&self, route: Route, avoid: Option<&Arc<HostPool>>) -> Result<InFlight> {
         let hosts = self.pools.load();
         let usable = |reader: &Arc<HostPool>| {
-            reader.health().is_schedulable() && avoid.is_none_or(|a| !Arc::ptr_eq(a, reader))
+            is_readable(reader) && avoid.is_none_or(|a| !Arc::ptr_eq(a, reader))
         };
         let host = match route {
             Route::Writer => &hosts.writer,
@@ -199,7 +199,7 @@ impl Cluster {
         fit: impl Fn(&HostPool) -> bool,
     ) -> Result<Option<InFlight>> {
         let hosts = self.pools.load();
-        let usable = |reader: &Arc<HostPool>| reader.health().is_schedulable() && fit(reader);
+        let usable = |reader: &Arc<HostPool>| is_readable(reader) && fit(reader);
         match self.picker.pick(&hosts.readers, usable) {
             Some(reader) => self.enter(reader).map(Some),
             None => Ok(None),
@@ -224,4 +224,10 @@ impl Cluster {
     fn record(&self) -> std::sync::MutexGuard<'_, Record> {
         self.record.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether `reader` takes reads: healthy enough to schedule, and not lagging beyond
+/// `max_replica_lag`.
+fn is_readable(reader: &HostPool) -> bool {
+    reader.health().is_schedulable() && !reader.lag().is_lagging()
 }

@@ -82,6 +82,12 @@ pub struct HostHealthSnapshot {
     /// Statements waiting for one of its pool's connections (in flight beyond the connections
     /// in use; an estimate, as the pool does not count its waiters).
     pub pool_waiting: usize,
+    /// Its replica lag as last measured, in milliseconds (with
+    /// [`max_replica_lag`](crate::RdsConnectionBuilder::max_replica_lag) set; `None` for the
+    /// writer, before the first measurement, or when its position could not be read).
+    pub replica_lag_ms: Option<f64>,
+    /// Whether it lags beyond `max_replica_lag`: it gets no reads until it catches up.
+    pub lagging: bool,
 }
 
 /// Every host's health: the writer first, then the readers in scheduling order.
@@ -134,5 +140,7 @@ fn host_snapshot(host: &HostPool) -> HostHealthSnapshot {
         pool_size,
         pool_idle,
         pool_waiting: host.in_flight().saturating_sub(in_use),
+        replica_lag_ms: host.lag().measured().map(|lag| lag.as_secs_f64() * 1000.0),
+        lagging: host.lag().is_lagging(),
     }
 }

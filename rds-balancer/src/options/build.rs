@@ -11,7 +11,7 @@ use sea_orm::{DatabaseBackend, DatabaseConnection, DatabaseConnectionType};
 use super::{HostSource, PoolOptions, RdsConnectionBuilder, Tls};
 use crate::bluegreen::BlueGreen;
 use crate::budget::Budget;
-use crate::causal::{Causal, Mode, ReadYourWrites, fetch};
+use crate::causal::{Causal, Flavour, Mode, ReadYourWrites, fetch};
 use crate::cluster::{Cluster, Lifecycle, Parts};
 use crate::connection::{RdsConnection, Router};
 use crate::credentials::CredentialProvider;
@@ -112,7 +112,15 @@ impl RdsConnectionBuilder {
             }
             readers.push(reader);
         }
-        let (sticky, causal) = read_your_writes(self.read_your_writes, writer.conn()).await?;
+        // The engine flavour, when replication positions are needed.
+        let positions = matches!(self.read_your_writes.mode(), Mode::Position { .. })
+            || self.max_replica_lag.is_some();
+        let flavour = match positions {
+            true => Some(fetch::flavour(writer.conn()).await?),
+            false => None,
+        };
+        let (sticky, causal) =
+            read_your_writes(self.read_your_writes, writer.conn(), flavour).await?;
         tracing::info!(writer = %writer.name(), readers = readers.len(), "rds-balancer connected");
         let cluster = Cluster::new(Parts {
             backend,
@@ -130,6 +138,9 @@ impl RdsConnectionBuilder {
         });
         crate::health::spawn_monitor(&cluster);
         crate::bluegreen::spawn_monitor(&cluster);
+        if let (Some(max), Some(flavour)) = (self.max_replica_lag, flavour) {
+            crate::causal::spawn_lag_monitor(&cluster, max, flavour);
+        }
         Ok(RdsConnection::new(
             cluster,
             Router::new(self.classifier, sticky, causal),
@@ -154,6 +165,9 @@ impl RdsConnectionBuilder {
             Mode::Window(window) => settings::bounded("read_your_writes", window)?,
             Mode::Position { max_wait } => settings::bounded("max_wait", max_wait)?,
             Mode::Off => {}
+        }
+        if let Some(max) = self.max_replica_lag {
+            settings::positive("max_replica_lag", max)?;
         }
         settings::bounded("drain_timeout", self.drain_timeout)?;
         if let Some(limit) = self.max_total_connections {
@@ -194,13 +208,14 @@ async fn open_reader(
 async fn read_your_writes(
     policy: ReadYourWrites,
     writer: &DatabaseConnection,
+    flavour: Option<Flavour>,
 ) -> Result<(Sticky, Option<Causal>)> {
-    let max_wait = match policy.mode() {
-        Mode::Off => return Ok((Sticky::new(Duration::ZERO), None)),
-        Mode::Window(window) => return Ok((Sticky::new(window), None)),
-        Mode::Position { max_wait } => max_wait,
+    let (max_wait, flavour) = match (policy.mode(), flavour) {
+        (Mode::Off, _) => return Ok((Sticky::new(Duration::ZERO), None)),
+        (Mode::Window(window), _) => return Ok((Sticky::new(window), None)),
+        (Mode::Position { max_wait }, Some(flavour)) => (max_wait, flavour),
+        (Mode::Position { max_wait }, None) => (max_wait, fetch::flavour(writer).await?),
     };
-    let flavour = fetch::flavour(writer).await?;
     if fetch::writer_position(writer, flavour).await?.is_none() {
         let window = ReadYourWrites::FALLBACK_WINDOW;
         tracing::warn!(

@@ -90,6 +90,7 @@ pub struct RdsConnectionBuilder {
     pool: PoolOptions,
     fallback_to_writer: bool,
     read_your_writes: ReadYourWrites,
+    max_replica_lag: Option<Duration>,
     drain_timeout: Duration,
     endpoint_resolver: Option<Arc<dyn EndpointResolver>>,
     filter: ReaderFilter,
@@ -120,6 +121,7 @@ impl std::fmt::Debug for RdsConnectionBuilder {
             .field("pool", &self.pool)
             .field("fallback_to_writer", &self.fallback_to_writer)
             .field("read_your_writes", &self.read_your_writes)
+            .field("max_replica_lag", &self.max_replica_lag)
             .field("reader_selection", &self.reader_selection)
             .field("classifier", &self.classifier)
             .field("endpoint_resolver", &self.endpoint_resolver.is_some())
@@ -143,6 +145,7 @@ impl Default for RdsConnectionBuilder {
             pool: PoolOptions::default(),
             fallback_to_writer: true,
             read_your_writes: ReadYourWrites::default(),
+            max_replica_lag: None,
             drain_timeout: Duration::from_secs(30),
             endpoint_resolver: None,
             filter: ReaderFilter::default(),
@@ -274,6 +277,34 @@ impl RdsConnectionBuilder {
     /// ```
     pub fn read_your_writes(mut self, policy: impl Into<ReadYourWrites>) -> Self {
         self.read_your_writes = policy.into();
+        self
+    }
+
+    /// Takes a reader out of read scheduling while its replica lag exceeds `max`, until it
+    /// catches up (when every reader lags, reads go to the writer, or fail with
+    /// `NoActiveReaders` under `fallback_to_writer(false)`). Default: off.
+    ///
+    /// The lag is measured from replication positions, the same way on every engine: the
+    /// writer's position is sampled every `max / 4` (within 50 ms to 1 s), and a reader lags by
+    /// the age of the oldest sample it has not replayed; an idle cluster reads as 0. It is
+    /// shown in [`health()`](crate::RdsConnection::health) (`replica_lag_ms`, `lagging`). A
+    /// writer that keeps no position (binary logging or GTIDs off) gives nothing to measure:
+    /// no reader is ever taken out.
+    ///
+    /// ```no_run
+    /// # async fn f() -> rds_balancer::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let db = rds_balancer::RdsConnection::builder()
+    ///     .writer("postgres://app@writer.cluster-x.us-east-1.rds.amazonaws.com/app")
+    ///     .reader("postgres://app@reader-1.x.us-east-1.rds.amazonaws.com/app")
+    ///     .max_replica_lag(Duration::from_secs(2))
+    ///     .build()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn max_replica_lag(mut self, max: Duration) -> Self {
+        self.max_replica_lag = Some(max);
         self
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
-use crate::causal::Replayed;
+use crate::causal::{Replayed, ReplicaLag};
 use crate::credentials::Renewal;
 use crate::health::{HealthOptions, HostHealth, ProbeError};
 
@@ -55,6 +55,8 @@ pub(crate) struct HostPool {
     marked: bool,
     /// What it has replayed of the writer's changes, as last read (causal reads).
     replayed: Replayed,
+    /// Its replica lag, as last measured (lag-aware readers).
+    lag: ReplicaLag,
 }
 
 impl std::fmt::Debug for HostPool {
@@ -91,6 +93,7 @@ impl HostPool {
             idle: Notify::new(),
             marked,
             replayed: Replayed::default(),
+            lag: ReplicaLag::default(),
         })
     }
 
@@ -128,6 +131,11 @@ impl HostPool {
     /// What it has replayed, as last read (causal reads).
     pub(crate) fn replayed(&self) -> &Replayed {
         &self.replayed
+    }
+
+    /// Its replica lag, as last measured (lag-aware readers).
+    pub(crate) fn lag(&self) -> &ReplicaLag {
+        &self.lag
     }
 
     pub(crate) fn health(&self) -> &HostHealth {
