@@ -2,10 +2,13 @@
 //!
 //! Writes are numbered when acknowledged ([`Sticky`](crate::route::Sticky)). A fetch reads the
 //! count of numbered writes *before* it asks the writer, so the position it gets is at least as
-//! new as each of those writes: it *covers* them. A task whose write is covered by the latest
-//! fetch uses it; the others wait for the fetch in progress (one at a time) and, if that one
-//! started before their write, the next one, which covers every task waiting behind it.
+//! new as each of those writes: it *covers* them. A task's target is the *oldest* fetch that
+//! covers its write (a newer one would make it wait for other tasks' later writes: under steady
+//! writes, for ever behind a replica that lags more than `max_wait`). A task whose write no
+//! fetch covers yet waits for the fetch in progress (one at a time) and, if that one started
+//! before its write, the next one, which covers every task waiting behind it.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
@@ -19,17 +22,21 @@ pub(crate) struct Fetched {
     pub(crate) position: Position,
 }
 
-/// The latest writer position, and the turn to fetch the next.
+/// Fetches kept (the oldest are dropped first: a task whose write only they covered then gets
+/// a newer target, still at least as new as its write).
+const KEPT: usize = 256;
+
+/// The recent writer positions, oldest first, and the turn to fetch the next.
 #[derive(Debug, Default)]
 pub(crate) struct WriterPosition {
-    latest: Mutex<Option<Fetched>>,
+    fetched: Mutex<VecDeque<Fetched>>,
     turn: tokio::sync::Mutex<()>,
 }
 
 impl WriterPosition {
-    /// A position covering write number `write`: the latest one if it does, else one fetched
-    /// with `fetch` (given the count of writes it covers), shared with every task waiting.
-    /// `None` when the fetch failed.
+    /// A position covering write number `write`: the oldest fetched one that does, else one
+    /// fetched with `fetch` (after reading the count of writes it covers with `written`),
+    /// shared with every task waiting. `None` when the fetch failed.
     pub(crate) async fn covering<F, Fut>(
         &self,
         write: u64,
@@ -40,30 +47,42 @@ impl WriterPosition {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Option<Position>>,
     {
-        if let Some(latest) = self.latest_covering(write) {
-            return Some(latest);
+        if let Some(fetched) = self.oldest_covering(write) {
+            return Some(fetched);
         }
         let _turn = self.turn.lock().await;
         // The fetch that held the turn may have covered it.
-        if let Some(latest) = self.latest_covering(write) {
-            return Some(latest);
+        if let Some(fetched) = self.oldest_covering(write) {
+            return Some(fetched);
         }
         let covers = written();
         let position = fetch().await?;
         let fetched = Fetched { covers, position };
-        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-        if latest.as_ref().is_none_or(|held| held.covers < covers) {
-            *latest = Some(fetched.clone());
+        let mut kept = self.fetched.lock().unwrap_or_else(PoisonError::into_inner);
+        // One fetch at a time: each covers at least as much as the one before.
+        if kept.back().is_none_or(|newest| newest.covers < covers) {
+            if kept.len() == KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(fetched.clone());
         }
         Some(fetched)
     }
 
-    fn latest_covering(&self, write: u64) -> Option<Fetched> {
-        self.latest
+    /// Forgets the fetches covering only writes up to `covered` (every reader has them).
+    pub(crate) fn forget_covered(&self, covered: u64) {
+        let mut kept = self.fetched.lock().unwrap_or_else(PoisonError::into_inner);
+        while kept.front().is_some_and(|oldest| oldest.covers <= covered) {
+            kept.pop_front();
+        }
+    }
+
+    fn oldest_covering(&self, write: u64) -> Option<Fetched> {
+        self.fetched
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .filter(|latest| latest.covers >= write)
+            .iter()
+            .find(|fetched| fetched.covers >= write)
             .cloned()
     }
 }
@@ -100,6 +119,14 @@ mod tests {
         // Write 6 came after: a new fetch.
         let newer = writer.covering(6, || 9, || async { Some(lsn(200)) }).await;
         assert_eq!(newer.expect("fetched").position, lsn(200));
+        // Write 3 keeps the oldest fetch that covers it, not the newest: a replica that has
+        // lsn 100 has it, whatever was written since.
+        let older = writer.covering(3, || 9, || async { unreachable!() }).await;
+        assert_eq!(older.expect("kept").position, lsn(100));
+        // Once every reader has writes up to 5, their fetch is forgotten.
+        writer.forget_covered(5);
+        let after = writer.covering(3, || 9, || async { unreachable!() }).await;
+        assert_eq!(after.expect("kept").position, lsn(200));
     }
 
     #[tokio::test]

@@ -108,6 +108,7 @@ impl RdsConnection {
             {
                 // Every reader has these writes: their tasks read anywhere again.
                 router.sticky.cover(covers);
+                causal.writer.forget_covered(covers);
             }
             if let Some(guard) = cluster.admit_reader_if(has)? {
                 let decision = Decision {
