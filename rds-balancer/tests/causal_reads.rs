@@ -17,7 +17,9 @@ backend_tests!(
     #[multi_thread]
     a_lagging_replica_serves_each_task_its_own_write_only_once_replayed,
     #[multi_thread]
-    a_replica_beyond_max_replica_lag_gets_no_reads_until_it_catches_up
+    a_replica_beyond_max_replica_lag_gets_no_reads_until_it_catches_up,
+    #[multi_thread]
+    a_read_long_after_a_write_goes_to_the_replica_that_has_it_while_others_write
 );
 
 /// Tasks writing a row, then reading it back, at once.
@@ -282,6 +284,75 @@ async fn a_replica_beyond_max_replica_lag_gets_no_reads_until_it_catches_up(kind
         !reader(&db).lagging,
         "an idle cluster made the replica lag: {:?}",
         reader(&db)
+    );
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+}
+
+/// The position a task waits for is the writer's as of its write, not as of its read: while
+/// other tasks keep writing, a replica that lags more than `max_wait` but has the task's write
+/// serves its read.
+async fn a_read_long_after_a_write_goes_to_the_replica_that_has_it_while_others_write(kind: Kind) {
+    let cluster = Cluster::start(kind, 1);
+    let replica = cluster.reader_ports()[0];
+    cluster.create_database("causal");
+    let delay = match kind {
+        Kind::Postgres => Duration::from_millis(300),
+        Kind::MySql => Duration::from_secs(1),
+    };
+    // Far shorter than the delay: a position newer than the write is not reached in time.
+    let db = connect(&cluster, ReadYourWrites::position().max_wait(delay / 4)).await;
+    let lag = cluster.set_apply_delay(0, delay);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let others = tokio::spawn({
+        let (db, stop) = (db.clone(), stop.clone());
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                db.execute_unprepared("INSERT INTO cake (name) VALUES ('other')")
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    let observer = connect(&cluster, ReadYourWrites::off()).await;
+    let (port, found) = tokio::spawn({
+        let (db, expr) = (db.clone(), cluster.port_expr());
+        async move {
+            db.execute_unprepared("INSERT INTO cake (name) VALUES ('mine')")
+                .await
+                .unwrap();
+            // Until the replica has the row (read by a task that did not write).
+            let sql = format!(
+                "SELECT {expr} AS port, (SELECT count(*) FROM cake WHERE name = 'mine') AS n"
+            );
+            loop {
+                let row = observer
+                    .query_one_raw(stmt(&observer, &sql))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(port_in(&row), Some(replica));
+                if row.try_get::<i64>("", "n").unwrap() > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let row = db.query_one_raw(stmt(&db, &sql)).await.unwrap().unwrap();
+            (
+                port_in(&row).unwrap(),
+                row.try_get::<i64>("", "n").unwrap() > 0,
+            )
+        }
+    })
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    others.await.unwrap();
+    drop(lag);
+    assert!(found, "read its own write");
+    assert_eq!(
+        port, replica,
+        "the replica had the write, but the read waited for later writes of other tasks"
     );
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }

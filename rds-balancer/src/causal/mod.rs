@@ -21,6 +21,7 @@ mod replayed;
 mod scope;
 mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use self::fetch::Flavour;
@@ -37,7 +38,7 @@ pub(crate) use self::writer::{Fetched, WriterPosition};
 pub(crate) struct Causal {
     pub(crate) max_wait: Duration,
     pub(crate) flavour: Flavour,
-    pub(crate) writer: WriterPosition,
+    pub(crate) writer: Arc<WriterPosition>,
 }
 
 impl Causal {
@@ -45,7 +46,7 @@ impl Causal {
         Causal {
             max_wait,
             flavour,
-            writer: WriterPosition::default(),
+            writer: Arc::default(),
         }
     }
 }

@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::position::Position;
 
@@ -26,11 +27,16 @@ pub(crate) struct Fetched {
 /// a newer target, still at least as new as its write).
 const KEPT: usize = 256;
 
+/// The shortest time between two fetches started after writes (not by a read).
+const PREFETCH_GAP: Duration = Duration::from_millis(5);
+
 /// The recent writer positions, oldest first, and the turn to fetch the next.
 #[derive(Debug, Default)]
 pub(crate) struct WriterPosition {
     fetched: Mutex<VecDeque<Fetched>>,
     turn: tokio::sync::Mutex<()>,
+    /// When the last fetch after a write started.
+    prefetched: Mutex<Option<Instant>>,
 }
 
 impl WriterPosition {
@@ -55,6 +61,48 @@ impl WriterPosition {
         if let Some(fetched) = self.oldest_covering(write) {
             return Some(fetched);
         }
+        self.fetch(written, fetch).await
+    }
+
+    /// After a write: fetches a position now, so that the write's target is close to it (a
+    /// read long after would otherwise fetch one with every later write in it, which a lagging
+    /// replica may not reach within `max_wait`). Not when a fetch is in progress, nor twice
+    /// within 5 ms: bursts of writes share one.
+    /// [`claim_prefetch`](Self::claim_prefetch) says when.
+    pub(crate) async fn prefetch<F, Fut>(&self, written: impl Fn() -> u64, fetch: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Option<Position>>,
+    {
+        if let Ok(_turn) = self.turn.try_lock() {
+            self.fetch(written, fetch).await;
+        }
+    }
+
+    /// Whether a write now should start a [`prefetch`](Self::prefetch): no fetch in progress,
+    /// and none started after a write in the last 5 ms (then it counts as started).
+    pub(crate) fn claim_prefetch(&self) -> bool {
+        if self.turn.try_lock().is_err() {
+            return false;
+        }
+        let mut last = self
+            .prefetched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if last.is_some_and(|last| now.duration_since(last) < PREFETCH_GAP) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// Fetches a position and keeps it (the caller holds the turn).
+    async fn fetch<F, Fut>(&self, written: impl Fn() -> u64, fetch: F) -> Option<Fetched>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Option<Position>>,
+    {
         let covers = written();
         let position = fetch().await?;
         let fetched = Fetched { covers, position };
@@ -189,6 +237,16 @@ mod tests {
             2,
             "one fetch for all who waited"
         );
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_writes_starts_one_prefetch() {
+        let writer = WriterPosition::default();
+        assert!(writer.claim_prefetch());
+        assert!(!writer.claim_prefetch(), "within 5 ms of the last one");
+        writer.prefetch(|| 4, || async { Some(lsn(40)) }).await;
+        let got = writer.covering(4, || 9, || async { unreachable!() }).await;
+        assert_eq!(got.expect("prefetched").position, lsn(40));
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 
 use super::RdsConnection;
 use super::router::Routed;
-use crate::causal::{Causal, Fetched, fetch};
+use crate::causal::{Causal, Fetched, Flavour, fetch};
 use crate::error::Error;
 use crate::pool::HostPool;
 use crate::position::Position;
@@ -131,6 +131,28 @@ impl RdsConnection {
         }
     }
 
+    /// Records that the current task wrote (acknowledged). In position mode, also starts
+    /// reading the writer's position in the background (bursts of writes share one), so that
+    /// the write's target is a position close to it.
+    pub(super) fn wrote(&self) {
+        let router = self.router();
+        router.wrote();
+        let (Some(causal), Some(count)) = (&router.causal, router.sticky.write_count()) else {
+            return;
+        };
+        if !causal.writer.claim_prefetch() {
+            return;
+        }
+        let (positions, flavour) = (Arc::clone(&causal.writer), causal.flavour);
+        let writer = Arc::clone(&self.cluster().hosts().writer);
+        self.cluster().lifecycle().spawn_until_stopped(async move {
+            let written = || count.load(std::sync::atomic::Ordering::SeqCst);
+            positions
+                .prefetch(written, || writer_position(&writer, flavour))
+                .await;
+        });
+    }
+
     /// The writer's position covering write number `write`, shared with every task waiting.
     async fn writer_position(
         &self,
@@ -139,21 +161,27 @@ impl RdsConnection {
         write: u64,
     ) -> Option<Fetched> {
         let sticky = &self.router().sticky;
-        let fetch = || async {
-            let read = fetch::writer_position(writer.conn(), causal.flavour);
-            match tokio::time::timeout(FETCH_TIMEOUT, read).await {
-                Ok(Ok(position)) => position,
-                Ok(Err(error)) => {
-                    tracing::debug!(host = %writer.name(), %error, "writer position not read");
-                    None
-                }
-                Err(_) => None,
-            }
-        };
         causal
             .writer
-            .covering(write, || sticky.written(), fetch)
+            .covering(
+                write,
+                || sticky.written(),
+                || writer_position(writer, causal.flavour),
+            )
             .await
+    }
+}
+
+/// The writer's position now, or `None` (logged) when it could not be read in time.
+async fn writer_position(writer: &HostPool, flavour: Flavour) -> Option<Position> {
+    let read = fetch::writer_position(writer.conn(), flavour);
+    match tokio::time::timeout(FETCH_TIMEOUT, read).await {
+        Ok(Ok(position)) => position,
+        Ok(Err(error)) => {
+            tracing::debug!(host = %writer.name(), %error, "writer position not read");
+            None
+        }
+        Err(_) => None,
     }
 }
 

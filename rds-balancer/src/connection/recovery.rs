@@ -59,7 +59,7 @@ impl RdsConnection {
         let result = self.attempt(routed, read, stmt, op).await;
         if !read {
             // Sent or not, succeeded or not: the task's next reads go to the writer.
-            self.router().wrote();
+            self.wrote();
         }
         result
     }

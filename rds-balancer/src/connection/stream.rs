@@ -27,7 +27,7 @@ impl StreamTrait for RdsConnection {
             self.before_statement().await?;
             let routed = self.caught_up(self.route(&stmt.sql)?).await?;
             if !self.is_read(routed.decision, &stmt.sql) {
-                self.router().wrote();
+                self.wrote();
             }
             let inner = routed.run(|conn| conn.stream_raw(stmt)).await?;
             let slot = routed.take_slot();

@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Shards of a table (a power of two): writers on different shards never wait for each other.
@@ -55,7 +55,7 @@ enum Ends {
     /// Once covered: writes are numbered from 1 (`written`), and every write numbered up to
     /// `covered` has been replayed by every reader.
     Covered {
-        written: AtomicU64,
+        written: Arc<AtomicU64>,
         covered: AtomicU64,
     },
 }
@@ -97,7 +97,7 @@ impl Sticky {
     /// A table whose entries end once covered ([`Self::cover`]).
     pub(crate) fn by_position() -> Self {
         let ends = Ends::Covered {
-            written: AtomicU64::new(0),
+            written: Arc::default(),
             covered: AtomicU64::new(0),
         };
         Self::with(ends, COVERED_SWEEP_MS)
@@ -149,6 +149,14 @@ impl Sticky {
         match &self.ends {
             Ends::Covered { written, .. } => written.load(Ordering::SeqCst),
             Ends::Window(_) => 0,
+        }
+    }
+
+    /// The count of numbered writes, shared (position mode).
+    pub(crate) fn write_count(&self) -> Option<Arc<AtomicU64>> {
+        match &self.ends {
+            Ends::Covered { written, .. } => Some(Arc::clone(written)),
+            Ends::Window(_) => None,
         }
     }
 
@@ -309,8 +317,6 @@ impl Hasher for KeyHasher {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     #[test]

@@ -221,7 +221,7 @@ impl RdsTransaction {
         match open.guarded(inner.commit()).await {
             Ok(()) => {
                 if open.read_write {
-                    open.db.router().wrote();
+                    open.db.wrote();
                 }
                 Ok(())
             }
@@ -326,7 +326,7 @@ impl Open {
     async fn unknown(&self, source: Option<DbErr>, host_failed: bool) -> DbErr {
         if self.read_write {
             // It may have committed: the task's reads go to the writer.
-            self.db.router().wrote();
+            self.db.wrote();
         }
         let failover = self.db.cluster().failover();
         let host = self.routed.host();
