@@ -1,6 +1,7 @@
 //! Causal reads: a read of a task that wrote goes to a reader that has replayed its write,
 //! waiting up to `max_wait` for one, else to the writer.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -174,36 +175,35 @@ impl RdsConnection {
 
 /// The writer's position now, or `None` (logged) when it could not be read in time.
 async fn writer_position(writer: &HostPool, flavour: Flavour) -> Option<Position> {
-    let read = fetch::writer_position(writer.conn(), flavour);
-    match tokio::time::timeout(FETCH_TIMEOUT, read).await {
-        Ok(Ok(position)) => position,
-        Ok(Err(error)) => {
-            tracing::debug!(host = %writer.name(), %error, "writer position not read");
-            None
-        }
-        Err(_) => None,
-    }
+    in_time(writer, fetch::writer_position(writer.conn(), flavour)).await
 }
 
 /// Reads every reader's replayed position, unless one read since `since` is known.
 async fn refresh(causal: &Causal, readers: &[Arc<HostPool>], since: Instant) {
-    join_all(
-        readers
-            .iter()
-            .filter(|r| r.health().is_schedulable())
-            .map(|reader| {
-                reader.replayed().refresh(since, || async {
-            let read = fetch::replayed_position(reader.conn(), causal.flavour);
-            match tokio::time::timeout(FETCH_TIMEOUT, read).await {
-                Ok(Ok(position)) => position,
-                Ok(Err(error)) => {
-                    tracing::debug!(host = %reader.name(), %error, "replayed position not read");
-                    None
-                }
-                Err(_) => None,
-            }
-        })
-            }),
-    )
+    let schedulable = readers.iter().filter(|r| r.health().is_schedulable());
+    join_all(schedulable.map(|reader| {
+        let read = || {
+            in_time(
+                reader,
+                fetch::replayed_position(reader.conn(), causal.flavour),
+            )
+        };
+        reader.replayed().refresh(since, read)
+    }))
     .await;
+}
+
+/// The position `read` gives from `host` within [`FETCH_TIMEOUT`], or `None` (logged).
+async fn in_time(
+    host: &HostPool,
+    read: impl Future<Output = Result<Option<Position>, sea_orm::DbErr>>,
+) -> Option<Position> {
+    match tokio::time::timeout(FETCH_TIMEOUT, read).await {
+        Ok(Ok(position)) => position,
+        Ok(Err(error)) => {
+            tracing::debug!(host = %host.name(), %error, "replication position not read");
+            None
+        }
+        Err(_) => None,
+    }
 }
