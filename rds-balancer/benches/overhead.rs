@@ -163,7 +163,13 @@ async fn main() {
 
     let connect = |url: String| {
         let mut options = ConnectOptions::new(url);
-        options.sqlx_logging(false);
+        // One connection per pool: both sides use the very same server session, so which
+        // backend process (and CPU) a side happens to get does not tilt the ratio from run to
+        // run.
+        options
+            .sqlx_logging(false)
+            .max_connections(1)
+            .min_connections(1);
         Database::connect(options)
     };
     let plain = connect(cluster.replicas()[0].url("postgres"))
