@@ -214,7 +214,10 @@ async fn read_your_writes(
         (Mode::Off, _) => return Ok((Sticky::new(Duration::ZERO), None)),
         (Mode::Window(window), _) => return Ok((Sticky::new(window), None)),
         (Mode::Position { max_wait }, Some(flavour)) => (max_wait, flavour),
-        (Mode::Position { max_wait }, None) => (max_wait, fetch::flavour(writer).await?),
+        // The caller reads the flavour whenever positions are needed: not reached.
+        (Mode::Position { .. }, None) => {
+            return Ok((Sticky::new(ReadYourWrites::FALLBACK_WINDOW), None));
+        }
     };
     if fetch::writer_position(writer, flavour).await?.is_none() {
         let window = ReadYourWrites::FALLBACK_WINDOW;
