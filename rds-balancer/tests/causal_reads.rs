@@ -225,18 +225,7 @@ async fn a_replica_beyond_max_replica_lag_gets_no_reads_until_it_catches_up(kind
     .await;
     let reader = |db: &RdsConnection| db.health().hosts[1].clone();
     // Writes all along, from another connection: a replica that replays nothing falls behind.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writes = tokio::spawn({
-        let (db, stop) = (connect(&cluster, ReadYourWrites::off()).await, stop.clone());
-        async move {
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                db.execute_unprepared("INSERT INTO cake (name) VALUES ('lag')")
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    });
+    let writes = Writes::start(connect(&cluster, ReadYourWrites::off()).await, 10);
     until(&db, "the replica's lag to be measured", || {
         reader(&db).replica_lag_ms.is_some()
     })
@@ -276,8 +265,7 @@ async fn a_replica_beyond_max_replica_lag_gets_no_reads_until_it_catches_up(kind
         replica,
         "the caught-up replica gets reads again"
     );
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    writes.await.unwrap();
+    writes.stop().await;
     // Idle: nothing written, and the caught-up replica does not read as lagging.
     tokio::time::sleep(max * 2).await;
     assert!(
@@ -302,18 +290,7 @@ async fn a_read_long_after_a_write_goes_to_the_replica_that_has_it_while_others_
     // Far shorter than the delay: a position newer than the write is not reached in time.
     let db = connect(&cluster, ReadYourWrites::position().max_wait(delay / 4)).await;
     let lag = cluster.set_apply_delay(0, delay);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let others = tokio::spawn({
-        let (db, stop) = (db.clone(), stop.clone());
-        async move {
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                db.execute_unprepared("INSERT INTO cake (name) VALUES ('other')")
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-    });
+    let others = Writes::start(db.clone(), 5);
     let observer = connect(&cluster, ReadYourWrites::off()).await;
     let (port, found) = tokio::spawn({
         let (db, expr) = (db.clone(), cluster.port_expr());
@@ -346,8 +323,7 @@ async fn a_read_long_after_a_write_goes_to_the_replica_that_has_it_while_others_
     })
     .await
     .unwrap();
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    others.await.unwrap();
+    others.stop().await;
     drop(lag);
     assert!(found, "read its own write");
     assert_eq!(
@@ -355,4 +331,32 @@ async fn a_read_long_after_a_write_goes_to_the_replica_that_has_it_while_others_
         "the replica had the write, but the read waited for later writes of other tasks"
     );
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+}
+
+/// A task inserting a row through `db` every few milliseconds until stopped.
+struct Writes {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writes {
+    fn start(db: RdsConnection, every_ms: u64) -> Writes {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                db.execute_unprepared("INSERT INTO cake (name) VALUES ('other')")
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(every_ms)).await;
+            }
+        });
+        Writes { stop, task }
+    }
+
+    /// Stops it; fails the test if one of its writes failed.
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.unwrap();
+    }
 }
