@@ -134,6 +134,12 @@ impl BlueGreen {
         if !self.suspended.load(Ordering::Acquire) {
             return Ok(());
         }
+        // Boxed: the statement's future stays small (and cheap to set up) in the common case.
+        Box::pin(self.wait_switched()).await
+    }
+
+    /// [`wait_if_switching`](Self::wait_if_switching) once a switchover is in progress.
+    async fn wait_switched(&self) -> Result<(), Error> {
         let start = Instant::now();
         let mut rx = self.state.subscribe();
         let waited = tokio::time::timeout(

@@ -69,6 +69,21 @@ impl RdsConnection {
         let operation = routed.operation;
         // Not counted on the writer while it waits for a reader.
         drop(routed);
+        // Boxed: the statement's future stays small (and cheap to set up) for the reads that
+        // do not wait.
+        Box::pin(self.wait_caught_up(causal, write, required, operation)).await
+    }
+
+    /// [`caught_up`](Self::caught_up) for a read that waits: for the task's write number
+    /// `write` and the scope's position `required`.
+    async fn wait_caught_up(
+        &self,
+        causal: &Causal,
+        write: Option<u64>,
+        required: Option<Option<Position>>,
+        operation: &'static str,
+    ) -> Result<Routed, Error> {
+        let router = self.router();
         let asked = Instant::now();
         let deadline = asked + causal.max_wait;
         let cluster = self.cluster();

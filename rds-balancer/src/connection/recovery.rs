@@ -94,10 +94,38 @@ impl RdsConnection {
         let failed = Arc::clone(routed.host());
         let never_sent = never_sent(&error) || routed.unsent();
         drop(routed);
-        let fault = Fault::of(&error);
         let Some(again) = again else {
             return Err(error);
         };
+        // Boxed: the statement's future stays small (and cheap to set up) for the statements
+        // that succeed.
+        let failure = Failure {
+            error,
+            failed,
+            never_sent,
+            decision,
+            read,
+        };
+        Box::pin(self.recover(failure, again, &op)).await
+    }
+
+    /// After [`attempt`](Self::attempt)'s first run failed: runs `again` (the statement's copy)
+    /// where that is safe, or returns the error as it should be seen.
+    async fn recover<T>(
+        &self,
+        failure: Failure,
+        again: Statement,
+        op: &impl AsyncFn(&DatabaseConnection, Statement) -> Result<T, DbErr>,
+    ) -> Result<T, DbErr> {
+        let Failure {
+            error,
+            failed,
+            never_sent,
+            decision,
+            read,
+        } = failure;
+        let failover = self.cluster().failover();
+        let fault = Fault::of(&error);
         match failed.role() {
             // The credentials were refused (rotated): new ones, then the statement, never sent,
             // runs with them.
@@ -185,7 +213,8 @@ impl RdsConnection {
         }
         let (decision, operation) = (routed.decision, routed.operation);
         drop(routed);
-        match failover.request_and_wait().await {
+        // Boxed: the statement's future stays small (and cheap to set up) in the common case.
+        match Box::pin(failover.request_and_wait()).await {
             Some((Outcome::Failed, timeout)) => Err(Error::FailoverFailed(timeout)),
             _ => self.admit(decision, operation, None),
         }
@@ -241,4 +270,17 @@ impl RdsConnection {
         let inner = retry.run(|conn| conn.begin_with_options(options)).await?;
         Ok(RdsTransaction::new(self, retry, inner, read_write))
     }
+}
+
+/// How a statement's first run failed, handed to [`RdsConnection::recover`].
+struct Failure {
+    error: DbErr,
+    /// The host it failed on.
+    failed: Arc<HostPool>,
+    /// Whether it is known never to have been sent.
+    never_sent: bool,
+    /// Where it runs again.
+    decision: Decision,
+    /// Whether it is certainly read-only.
+    read: bool,
 }

@@ -96,14 +96,15 @@ pub(crate) async fn guard_statement<T, E: GuardedError>(
         }
         let early = EARLY_PROBE.min(options.failure_detection_time);
         tokio::time::sleep(early).await;
-        host.probe(EARLY_PROBE).await;
+        // The probes are boxed: the statement's future stays small (and cheap to set up).
+        Box::pin(host.probe(EARLY_PROBE)).await;
         if !health.is_schedulable() {
             return;
         }
         tokio::time::sleep(options.failure_detection_time.saturating_sub(early)).await;
         loop {
             // Several slow statements on one host share a probe.
-            host.probe(options.failure_detection_interval / 2).await;
+            Box::pin(host.probe(options.failure_detection_interval / 2)).await;
             if !health.is_schedulable() {
                 return;
             }
@@ -132,7 +133,7 @@ pub(crate) async fn guard_statement<T, E: GuardedError>(
                 health.unreachable(host.name(), &error.describe());
             }
         }
-        Some(Some(fault)) if fault.needs_probe() => host.confirm().await,
+        Some(Some(fault)) if fault.needs_probe() => Box::pin(host.confirm()).await,
         Some(_) => {}
     }
     (outcome, false)

@@ -14,6 +14,7 @@ use sea_orm::{DatabaseTransaction, DbErr, TransactionError, TransactionSession};
 
 use super::RdsConnection;
 use super::router::Routed;
+use crate::bluegreen::BlueGreen;
 use crate::error::{Error, ErrorKind};
 use crate::failover::Outcome;
 use crate::pool::Role;
@@ -281,23 +282,34 @@ impl Open {
         let run = self.routed.guarded(work);
         let outcome = match self.db.cluster().blue_green() {
             None => run.await,
-            // The switchover's deadline first: a statement issued past it is never sent.
-            Some(bg) => tokio::select! {
-                biased;
-                waited = bg.overdue() => {
-                    let _ = self.broken.set(Broken::Switchover(waited));
-                    tracing::warn!(?waited, "a transaction open on blue was cut by the blue/green switchover");
-                    return Err(Error::BlueGreenSwitchover { waited }.into());
-                }
-                outcome = run => outcome,
-            },
+            // Boxed, as are the other rare paths below: the statement's future stays small
+            // (and cheap to set up) without a blue/green deployment to watch.
+            Some(bg) => Box::pin(self.until_overdue(bg, run)).await?,
         };
         if let Err(error) = &outcome
-            && let Some(host_failed) = self.lost(error).await
+            && let Some(host_failed) = Box::pin(self.lost(error)).await
         {
             let _ = self.broken.set(Broken::Lost { host_failed });
         }
         outcome
+    }
+
+    /// Runs `run` (one of its statements) unless the blue/green switchover's deadline passes
+    /// first: a statement issued past it is never sent.
+    async fn until_overdue<T>(
+        &self,
+        bg: &BlueGreen,
+        run: impl Future<Output = Result<T, DbErr>>,
+    ) -> Result<Result<T, DbErr>, DbErr> {
+        tokio::select! {
+            biased;
+            waited = bg.overdue() => {
+                let _ = self.broken.set(Broken::Switchover(waited));
+                tracing::warn!(?waited, "a transaction open on blue was cut by the blue/green switchover");
+                Err(Error::BlueGreenSwitchover { waited }.into())
+            }
+            outcome = run => Ok(outcome),
+        }
     }
 
     /// Whether `error`, from one of its statements, ended its connection: `Some(host_failed)`.
@@ -335,7 +347,7 @@ impl Open {
             && host.role() == Role::Writer
             && self.db.cluster().is_current_writer(host)
             && failover.is_followed()
-            && let Some((Outcome::Failed, timeout)) = failover.request_and_wait().await
+            && let Some((Outcome::Failed, timeout)) = Box::pin(failover.request_and_wait()).await
         {
             return Error::FailoverFailed(timeout).into();
         }
