@@ -17,13 +17,15 @@ const DEFAULT_MAX_WAIT: Duration = Duration::from_millis(100);
 ///   ways (a replica lagging more than the window serves a stale row once it ends; a task that
 ///   writes often never reads from a replica);
 /// - [`position`](Self::position): its reads go to a replica that has replayed the writer's
-///   replication position as of the write (a PostgreSQL WAL position, a MariaDB GTID
-///   position, a MySQL GTID set), waiting up to [`max_wait`](Self::max_wait) for one to catch
+///   replication position as of the write (a PostgreSQL WAL position, an Aurora PostgreSQL
+///   LSN, a MariaDB GTID position, a MySQL GTID set), waiting up to
+///   [`max_wait`](Self::max_wait) for one to catch
 ///   up, else to the writer. Exact: never a stale read, and reads leave the writer as soon as a
 ///   replica has the write. It costs a task that wrote one round trip to the writer for its
 ///   position (shared by every task waiting at the time) and to the readers for theirs; a task
 ///   that has not written pays nothing. Where the writer gives no comparable position (binary
-///   logging or GTIDs off), its reads go to the writer for [`FALLBACK_WINDOW`](Self::FALLBACK_WINDOW).
+///   logging or GTIDs off, Aurora MySQL), its reads go to the writer for
+///   [`FALLBACK_WINDOW`](Self::FALLBACK_WINDOW).
 ///
 /// A `Duration` converts into a window (`Duration::ZERO`: off), so
 /// `.read_your_writes(Duration::from_secs(2))` reads as before.

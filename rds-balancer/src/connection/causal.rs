@@ -29,7 +29,8 @@ impl RdsConnection {
     ///
     /// One short query on the writer. Fails with [`ErrorKind::Config`](crate::ErrorKind::Config)
     /// when the writer keeps no comparable position (MariaDB without binary logging, MySQL
-    /// without GTIDs), and with the database's error when it cannot be asked.
+    /// without GTIDs, Aurora MySQL), and with the database's error when it cannot be asked.
+    /// On Aurora PostgreSQL it is the writer's `durable_lsn` (`aurora-pg:88492069`).
     ///
     /// ```no_run
     /// use sea_orm::ConnectionTrait;
@@ -49,7 +50,9 @@ impl RdsConnection {
         fetch::writer_position(writer.conn(), flavour)
             .await?
             .ok_or(Error::Config(
-                "the writer keeps no replication position (binary logging or GTIDs are off)".into(),
+                "the writer keeps no replication position to compare (binary logging or GTIDs are \
+                 off, or Aurora MySQL)"
+                    .into(),
             ))
     }
 

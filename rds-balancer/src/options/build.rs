@@ -138,7 +138,10 @@ impl RdsConnectionBuilder {
         });
         crate::health::spawn_monitor(&cluster);
         crate::bluegreen::spawn_monitor(&cluster);
-        if let (Some(max), Some(flavour)) = (self.max_replica_lag, flavour) {
+        // Lag is measured where the engine keeps positions.
+        if let (Some(max), Some(flavour)) = (self.max_replica_lag, flavour)
+            && flavour.has_positions()
+        {
             crate::causal::spawn_lag_monitor(&cluster, max, flavour);
         }
         Ok(RdsConnection::new(
@@ -224,8 +227,8 @@ async fn read_your_writes(
         tracing::warn!(
             ?flavour,
             ?window,
-            "read-your-writes by position: the writer keeps no replication position (binary \
-             logging or GTIDs off); a window is used instead"
+            "read-your-writes by position: the writer keeps no replication position to compare \
+             (binary logging or GTIDs off, or Aurora MySQL); a window is used instead"
         );
         return Ok((Sticky::new(window), None));
     }
@@ -291,6 +294,23 @@ mod tests {
             .await
             .expect_err("no host to replace");
         assert_eq!(err.kind(), crate::ErrorKind::Config);
+    }
+
+    #[tokio::test]
+    async fn position_mode_on_aurora_mysql_falls_back_to_the_window() {
+        // Aurora MySQL reads no position (no statement: the placeholder would fail one).
+        let writer = DatabaseConnection::default();
+        let policy = ReadYourWrites::position();
+        let (sticky, causal) = read_your_writes(policy, &writer, Some(Flavour::AuroraMySql))
+            .await
+            .expect("no error: a fallback");
+        assert!(causal.is_none(), "no position mode without positions");
+        assert!(sticky.write_count().is_none(), "a window, not positions");
+        let window = ReadYourWrites::FALLBACK_WINDOW.as_millis();
+        assert!(
+            format!("{sticky:?}").contains(&format!("Window({window})")),
+            "{sticky:?}"
+        );
     }
 
     #[tokio::test]

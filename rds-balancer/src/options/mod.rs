@@ -288,8 +288,8 @@ impl RdsConnectionBuilder {
     /// writer's position is sampled every `max / 4` (within 50 ms to 1 s), and a reader lags by
     /// the age of the oldest sample it has not replayed; an idle cluster reads as 0. It is
     /// shown in [`health()`](crate::RdsConnection::health) (`replica_lag_ms`, `lagging`). A
-    /// writer that keeps no position (binary logging or GTIDs off) gives nothing to measure:
-    /// no reader is ever taken out.
+    /// writer that keeps no position (binary logging or GTIDs off, Aurora MySQL) gives nothing
+    /// to measure. On Aurora PostgreSQL the positions are `aurora_replica_status()`'s LSNs.
     ///
     /// ```no_run
     /// # async fn f() -> rds_balancer::Result<()> {

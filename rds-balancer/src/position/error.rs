@@ -6,8 +6,8 @@ use std::fmt;
 /// character boundary) and ends with `…`.
 const QUOTED: usize = 64;
 
-/// The text given for a [`Position`](crate::Position) is not one: not a PostgreSQL LSN, a
-/// MariaDB GTID position or a MySQL GTID set.
+/// The text given for a [`Position`](crate::Position) is not one: not a PostgreSQL or Aurora
+/// LSN, a MariaDB GTID position or a MySQL GTID set.
 ///
 /// Its message names the engine the text looked like, quotes the offending piece (cut at 64
 /// bytes) and says what is wrong with it.
@@ -33,6 +33,7 @@ pub struct ParsePositionError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Flavour {
     Lsn,
+    Aurora,
     MariaDb,
     MySql,
 }
@@ -90,6 +91,7 @@ impl fmt::Display for ParsePositionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let flavour = match self.flavour {
             Flavour::Lsn => "PostgreSQL LSN",
+            Flavour::Aurora => "Aurora PostgreSQL LSN",
             Flavour::MariaDb => "MariaDB GTID position",
             Flavour::MySql => "MySQL GTID set",
         };

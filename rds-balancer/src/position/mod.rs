@@ -5,6 +5,7 @@
 //! Pure logic: reading the text a server returns, printing it back, ordering and joining
 //! positions. Nothing here talks to a server.
 
+mod aurora;
 mod error;
 mod lsn;
 mod mariadb;
@@ -26,19 +27,22 @@ use self::mysql::GtidSet;
 
 /// A replication position: what a writer had written, or what a replica has replayed.
 ///
-/// One of three engine flavours, each kept as the text its server returns:
+/// One of four engine flavours, each kept as the text its server returns:
 ///
 /// | Engine | Read from | Text |
 /// |---|---|---|
 /// | PostgreSQL | `pg_current_wal_lsn()`, `pg_last_wal_replay_lsn()` | `16/B374D848`: a WAL position, its high and low 32 bits in hexadecimal |
+/// | Aurora PostgreSQL | `aurora_replica_status()`: the writer's `durable_lsn`, a reader's `current_read_lsn` | `aurora-pg:88492069`: an Aurora log sequence number (a `bigint`), in decimal after the prefix |
 /// | MariaDB | `@@gtid_binlog_pos`, `@@gtid_slave_pos`, `@@gtid_current_pos` | `0-1-100,1-2-5`: for each replication domain, the last transaction's `domain-server-sequence` |
 /// | MySQL | `@@gtid_executed` | `3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7-9`: for each source UUID (and [tag]), the intervals of transaction numbers held |
 ///
 /// [`Display`](fmt::Display) prints the engine's canonical text: PostgreSQL's `%X/%X`; MariaDB's
 /// entries sorted by domain; MySQL's UUIDs in lower case and sorted, each once, with its
 /// intervals merged and sorted (untagged ones first, then each tag's), entries separated by `,`
-/// without MySQL's newlines. [`FromStr`] reads any of the three, telling them apart by shape (a
-/// `/` is PostgreSQL, a `:` MySQL, anything else MariaDB), so a position kept as text (in a
+/// without MySQL's newlines; Aurora's `aurora-pg:` and the number, without leading zeros.
+/// [`FromStr`] reads any of the four, telling them apart by shape (the prefix `aurora-pg:` is
+/// Aurora, then a `/` is PostgreSQL, a `:` MySQL, anything else MariaDB), so a position kept as
+/// text (in a
 /// header, or percent-encoded in a cookie) comes back without knowing the backend:
 /// `p.to_string().parse() == Ok(p)`. Whitespace around the text, its entries and (MySQL) its
 /// parts is ignored. Serde reads and writes the same text.
@@ -48,6 +52,8 @@ use self::mysql::GtidSet;
 /// `a <= b` when a replica at `b` has every transaction a writer at `a` had:
 ///
 /// - PostgreSQL: `a`'s LSN is at most `b`'s.
+/// - Aurora PostgreSQL: likewise, `a`'s Aurora LSN is at most `b`'s. Aurora's LSNs number its
+///   storage log, not PostgreSQL's WAL: an Aurora position and a PostgreSQL LSN do not compare.
 /// - MariaDB: every domain of `a` is in `b`, at a higher sequence number (from any server: a
 ///   failover changes the server id while the domain's sequence goes on), or at the same one
 ///   from the same server. The same sequence number from another server is another transaction,
@@ -81,10 +87,15 @@ use self::mysql::GtidSet;
 /// assert!(written <= "0-3-120,1-2-5".parse::<Position>()?); // a failover in domain 0
 /// assert!(!(written <= "0-1-100".parse::<Position>()?)); // nothing of domain 1
 ///
-/// // Different engines do not compare.
+/// // Aurora PostgreSQL: the writer's `durable_lsn`, a reader's `current_read_lsn`.
+/// let durable: Position = "aurora-pg:88492069".parse()?;
+/// assert!(durable <= "aurora-pg:88492070".parse::<Position>()?);
+///
+/// // Different engines do not compare, Aurora's LSNs and PostgreSQL's included.
 /// let lsn: Position = "0/3000060".parse()?;
 /// assert_eq!(lsn.partial_cmp(&written), None);
 /// assert!(!(lsn <= written) && !(written <= lsn));
+/// assert_eq!(lsn.partial_cmp(&durable), None);
 /// # Ok::<(), rds_balancer::ParsePositionError>(())
 /// ```
 ///
@@ -112,6 +123,8 @@ enum Repr {
     Empty,
     /// A PostgreSQL WAL position.
     Lsn(u64),
+    /// An Aurora PostgreSQL log sequence number (`aurora_replica_status()`).
+    Aurora(u64),
     /// A MariaDB GTID position, not empty.
     MariaDb(GtidPos),
     /// A MySQL GTID set, not empty.
@@ -127,6 +140,12 @@ impl Position {
     /// A PostgreSQL WAL position from its number.
     pub(crate) fn lsn_at(lsn: u64) -> Position {
         Position(Repr::Lsn(lsn))
+    }
+
+    /// Reads what Aurora PostgreSQL returns for `aurora_replica_status()`'s `durable_lsn` or
+    /// `current_read_lsn` (a `bigint`: `88492069`), without the prefix of its [`Display`] text.
+    pub(crate) fn from_aurora_lsn(text: &str) -> Result<Position, ParsePositionError> {
+        aurora::parse_number(text).map(|lsn| Position(Repr::Aurora(lsn)))
     }
 
     /// Reads what MariaDB returns for `@@gtid_binlog_pos`, `@@gtid_slave_pos` or
@@ -188,14 +207,15 @@ impl Position {
     pub fn reached_by(&self, replayed: &Position) -> bool {
         match (&self.0, &replayed.0) {
             (Repr::Empty, Repr::Empty | Repr::MariaDb(_) | Repr::MySql(_)) => true,
-            (Repr::Lsn(written), Repr::Lsn(replayed)) => written <= replayed,
+            (Repr::Lsn(written), Repr::Lsn(replayed))
+            | (Repr::Aurora(written), Repr::Aurora(replayed)) => written <= replayed,
             (Repr::MariaDb(written), Repr::MariaDb(replayed)) => written.reached_by(replayed),
             (Repr::MySql(written), Repr::MySql(replayed)) => written.is_subset(replayed),
             _ => false,
         }
     }
 
-    /// The least position that reaches both (PostgreSQL: the later LSN; MariaDB: every domain at
+    /// The least position that reaches both (PostgreSQL and Aurora: the later LSN; MariaDB: every domain at
     /// its later GTID; MySQL: the union), or `None` when there is no least one: different
     /// engines, or a MariaDB domain at the same sequence number from two servers (any later
     /// sequence number reaches both, from whichever server: none is least).
@@ -204,6 +224,7 @@ impl Position {
             (Repr::Empty, Repr::Empty | Repr::MariaDb(_) | Repr::MySql(_)) => Some(other.clone()),
             (Repr::MariaDb(_) | Repr::MySql(_), Repr::Empty) => Some(self.clone()),
             (Repr::Lsn(a), Repr::Lsn(b)) => Some(Position(Repr::Lsn(*a.max(b)))),
+            (Repr::Aurora(a), Repr::Aurora(b)) => Some(Position(Repr::Aurora(*a.max(b)))),
             (Repr::MariaDb(a), Repr::MariaDb(b)) => a.join(b).map(Position::mariadb),
             (Repr::MySql(a), Repr::MySql(b)) => Some(Position::mysql(a.union(b))),
             _ => None,
@@ -249,6 +270,7 @@ impl fmt::Display for Position {
         match &self.0 {
             Repr::Empty => Ok(()),
             Repr::Lsn(lsn) => lsn::fmt(*lsn, f),
+            Repr::Aurora(lsn) => aurora::fmt(*lsn, f),
             Repr::MariaDb(pos) => pos.fmt(f),
             Repr::MySql(set) => set.fmt(f),
         }
@@ -262,13 +284,16 @@ impl fmt::Debug for Position {
     }
 }
 
-/// Reads a PostgreSQL LSN (the text has a `/`), a MySQL GTID set (a `:`) or a MariaDB GTID
-/// position (neither); the empty text is the empty position.
+/// Reads an Aurora PostgreSQL LSN (the text starts with `aurora-pg:`), a PostgreSQL LSN (it
+/// has a `/`), a MySQL GTID set (a `:`) or a MariaDB GTID position (neither); the empty text is
+/// the empty position.
 impl FromStr for Position {
     type Err = ParsePositionError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if text.contains('/') {
+        if let Some(number) = aurora::strip_prefix(text) {
+            Position::from_aurora_lsn(number)
+        } else if text.contains('/') {
             Position::from_pg_lsn(text)
         } else if text.contains(':') {
             Position::from_mysql_gtid_set(text)
@@ -294,7 +319,7 @@ impl<'de> Deserialize<'de> for Position {
             type Value = Position;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a replication position: a PostgreSQL LSN, a MariaDB GTID position or a MySQL GTID set")
+                f.write_str("a replication position: a PostgreSQL or Aurora LSN, a MariaDB GTID position or a MySQL GTID set")
             }
 
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Position, E> {

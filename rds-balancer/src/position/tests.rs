@@ -1,6 +1,7 @@
 //! The position tests: real server outputs, canonical text, the order on examples, errors and
 //! serde; the order's laws and the parser's robustness on generated input in `laws`.
 
+mod aurora;
 mod laws;
 
 use std::cmp::Ordering;

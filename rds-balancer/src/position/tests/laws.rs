@@ -34,6 +34,18 @@ fn lsn() -> impl Strategy<Value = Position> {
     })
 }
 
+/// Aurora PostgreSQL LSNs, mostly close together, as `aurora-pg:` and the `bigint` (sometimes
+/// with the whitespace the parser ignores).
+fn aurora() -> impl Strategy<Value = Position> {
+    (prop_oneof![0u64..6, any::<u64>()], any::<bool>()).prop_map(|(lsn, spaced)| {
+        parsed(&if spaced {
+            format!(" aurora-pg: {lsn}\n")
+        } else {
+            format!("aurora-pg:{lsn}")
+        })
+    })
+}
+
 /// MariaDB positions over a few domains, servers and sequence numbers (so that many pairs
 /// compare), and over any.
 fn mariadb() -> impl Strategy<Value = Position> {
@@ -101,13 +113,14 @@ fn mysql() -> impl Strategy<Value = Position> {
 }
 
 fn position() -> impl Strategy<Value = Position> {
-    prop_oneof![lsn(), mariadb(), mysql()]
+    prop_oneof![lsn(), aurora(), mariadb(), mysql()]
 }
 
 /// Three positions, mostly of one engine (so that chains occur), sometimes mixed.
 fn three() -> impl Strategy<Value = (Position, Position, Position)> {
     prop_oneof![
         (lsn(), lsn(), lsn()),
+        (aurora(), aurora(), aurora()),
         (mariadb(), mariadb(), mariadb()),
         (mysql(), mysql(), mysql()),
         (position(), position(), position()),
@@ -121,6 +134,7 @@ fn positionish() -> impl Strategy<Value = String> {
         "[0-9,\\- ]{0,30}",
         "([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(:[0-9a-z_\\-]{0,6}){0,4}[,\n ]{0,2}){0,3}",
         "[0-9a-f:,/\\-_xé \n]{0,40}",
+        "(aurora-pg:| aurora-pg:|aurora:|aurora-pg)[0-9/+\\- ]{0,24}",
     ]
 }
 
