@@ -6,6 +6,16 @@
 //! sample it has not replayed (0 when it has the latest). An idle cluster's position does not
 //! move, so a caught-up reader reads 0 however long nothing is written (PostgreSQL's
 //! `now() - pg_last_xact_replay_timestamp()` grows while idle). The error is at most one tick.
+//!
+//! A topology may also report each reader's lag ([`Instance::replica_lag`], from
+//! `aurora_replica_status()` / `replica_host_status` or the user), applied with the topology.
+//! The two are kept apart and combine: a reader lags when either says it lags beyond
+//! `max_replica_lag`. Where only one exists (no position to measure, or a source that reports
+//! no lag), that one decides; where neither does, nothing takes the reader out. Each keeps its
+//! last word until it speaks again: a measurement that fails leaves the measured verdict as it
+//! was, and a topology that reports no lag for a reader clears the reported one.
+//!
+//! [`Instance::replica_lag`]: crate::Instance::replica_lag
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,40 +34,74 @@ const MAX_TICK: Duration = Duration::from_secs(1);
 /// The shortest.
 const MIN_TICK: Duration = Duration::from_millis(50);
 
-/// A reader's measured lag, shared with routing and `health()`.
+/// A reader's lag, measured and reported, shared with routing and `health()`.
 #[derive(Debug, Default)]
 pub(crate) struct ReplicaLag {
-    /// Milliseconds, plus one (0: not measured).
-    measured_ms: AtomicU64,
+    measured: Verdict,
+    reported: Verdict,
+}
+
+/// One source's last word on a reader's lag.
+#[derive(Debug, Default)]
+struct Verdict {
+    /// Milliseconds, plus one (0: not known).
+    ms: AtomicU64,
     lagging: AtomicBool,
 }
 
-impl ReplicaLag {
-    /// Whether it lags beyond `max_replica_lag` (kept out of read scheduling).
-    pub(crate) fn is_lagging(&self) -> bool {
-        self.lagging.load(Ordering::Relaxed)
-    }
-
-    /// The lag last measured, if any.
-    pub(crate) fn measured(&self) -> Option<Duration> {
-        match self.measured_ms.load(Ordering::Relaxed) {
+impl Verdict {
+    fn lag(&self) -> Option<Duration> {
+        match self.ms.load(Ordering::Relaxed) {
             0 => None,
             ms => Some(Duration::from_millis(ms - 1)),
         }
     }
 
-    fn record(&self, lag: Option<Duration>, max: Duration) {
+    fn store(&self, lag: Option<Duration>) {
         let ms = lag.map_or(0, |lag| {
             u64::try_from(lag.as_millis())
                 .unwrap_or(u64::MAX - 1)
                 .saturating_add(1)
         });
-        self.measured_ms.store(ms, Ordering::Relaxed);
+        self.ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl ReplicaLag {
+    /// Whether it lags beyond `max_replica_lag` (kept out of read scheduling), measured or
+    /// reported.
+    pub(crate) fn is_lagging(&self) -> bool {
+        self.measured.lagging.load(Ordering::Relaxed)
+            || self.reported.lagging.load(Ordering::Relaxed)
+    }
+
+    /// The lag last measured, if any.
+    pub(crate) fn measured(&self) -> Option<Duration> {
+        self.measured.lag()
+    }
+
+    /// The lag the last topology applied reported, if any.
+    pub(crate) fn reported(&self) -> Option<Duration> {
+        self.reported.lag()
+    }
+
+    fn record(&self, lag: Option<Duration>, max: Duration) {
+        self.measured.store(lag);
         // Not measured (its position could not be read): left as it was, the health monitor
         // judges whether it answers.
         if let Some(lag) = lag {
-            self.lagging.store(lag > max, Ordering::Relaxed);
+            self.measured.lagging.store(lag > max, Ordering::Relaxed);
         }
+    }
+
+    /// Records the lag a topology reports (`None`: it reports none, and takes the reader out
+    /// no longer); lagging beyond `max`, when set. Returns whether the reader lags now (either
+    /// way).
+    pub(crate) fn report(&self, lag: Option<Duration>, max: Option<Duration>) -> bool {
+        self.reported.store(lag);
+        let beyond = lag.zip(max).is_some_and(|(lag, max)| lag > max);
+        self.reported.lagging.store(beyond, Ordering::Relaxed);
+        self.is_lagging()
     }
 }
 
@@ -230,8 +274,37 @@ mod tests {
         assert!(lag.is_lagging());
         lag.record(Some(Duration::from_millis(300)), max);
         assert!(!lag.is_lagging());
+        assert_eq!(lag.reported(), None);
         assert_eq!(tick(Duration::from_millis(100)), MIN_TICK);
         assert_eq!(tick(Duration::from_secs(60)), MAX_TICK);
         assert_eq!(tick(Duration::from_millis(800)), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_measured_and_a_reported_lag_combine_either_takes_the_reader_out() {
+        let lag = ReplicaLag::default();
+        let max = Duration::from_secs(2);
+        // Reported only (no position measured): the report decides.
+        assert!(lag.report(Some(Duration::from_secs(5)), Some(max)));
+        assert_eq!(lag.reported(), Some(Duration::from_secs(5)));
+        assert_eq!(lag.measured(), None);
+        assert!(!lag.report(Some(Duration::ZERO), Some(max)));
+        // Both: lagging when either says so.
+        lag.record(Some(Duration::from_millis(100)), max);
+        assert!(
+            lag.report(Some(Duration::from_secs(3)), Some(max)),
+            "reported beyond"
+        );
+        assert!(!lag.report(Some(Duration::from_secs(1)), Some(max)));
+        lag.record(Some(Duration::from_secs(3)), max);
+        assert!(lag.is_lagging(), "measured beyond, reported within");
+        // A topology reporting no lag clears its verdict, not the measured one.
+        assert!(lag.report(None, Some(max)));
+        assert_eq!(lag.reported(), None);
+        lag.record(Some(Duration::ZERO), max);
+        assert!(!lag.is_lagging());
+        // Without max_replica_lag a report is shown, never acted upon.
+        assert!(!lag.report(Some(Duration::from_secs(3600)), None));
+        assert_eq!(lag.reported(), Some(Duration::from_secs(3600)));
     }
 }

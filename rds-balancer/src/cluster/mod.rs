@@ -42,6 +42,7 @@ pub(crate) struct Parts {
     pub(crate) health: HealthOptions,
     pub(crate) budget: Option<Arc<Budget>>,
     pub(crate) blue_green: Option<Arc<BlueGreen>>,
+    pub(crate) max_replica_lag: Option<Duration>,
 }
 
 /// The hosts of one connection and everything that keeps them in line.
@@ -64,6 +65,8 @@ pub(crate) struct Cluster {
     failover: Failover,
     budget: Option<Arc<Budget>>,
     blue_green: Option<Arc<BlueGreen>>,
+    /// Readers lagging beyond it (measured or reported by a topology) get no reads.
+    max_replica_lag: Option<Duration>,
     /// Serialises changes to the hosts: held across the I/O that opens a change's pools, and
     /// waited for by other changes only (never by routing or shutdown).
     turn: tokio::sync::Mutex<()>,
@@ -96,6 +99,7 @@ impl Cluster {
             failover: Failover::default(),
             budget: parts.budget,
             blue_green: parts.blue_green,
+            max_replica_lag: parts.max_replica_lag,
             turn: tokio::sync::Mutex::new(()),
             record: Mutex::new(Record {
                 applied: Topology::default(),
@@ -141,6 +145,11 @@ impl Cluster {
     /// Blue/green switchover support, when on.
     pub(crate) fn blue_green(&self) -> Option<&Arc<BlueGreen>> {
         self.blue_green.as_ref()
+    }
+
+    /// The replica lag beyond which a reader gets no reads, if set.
+    pub(crate) fn max_replica_lag(&self) -> Option<Duration> {
+        self.max_replica_lag
     }
 
     /// The background tasks and the token that stops them.
@@ -227,7 +236,7 @@ impl Cluster {
 }
 
 /// Whether `reader` takes reads: healthy enough to schedule, and not lagging beyond
-/// `max_replica_lag`.
+/// `max_replica_lag` (measured or reported by a topology).
 fn is_readable(reader: &HostPool) -> bool {
     reader.health().is_schedulable() && !reader.lag().is_lagging()
 }

@@ -86,7 +86,13 @@ pub struct HostHealthSnapshot {
     /// [`max_replica_lag`](crate::RdsConnectionBuilder::max_replica_lag) set; `None` for the
     /// writer, before the first measurement, or when its position could not be read).
     pub replica_lag_ms: Option<f64>,
-    /// Whether it lags beyond `max_replica_lag`: it gets no reads until it catches up.
+    /// Its replica lag as the last topology applied reported it ([`Instance::replica_lag`]),
+    /// in milliseconds (`None` when it reported none, or no topology named this host).
+    ///
+    /// [`Instance::replica_lag`]: crate::Instance::replica_lag
+    pub reported_replica_lag_ms: Option<f64>,
+    /// Whether it lags beyond `max_replica_lag`, measured or reported: it gets no reads until
+    /// both say it is within.
     pub lagging: bool,
 }
 
@@ -141,6 +147,7 @@ fn host_snapshot(host: &HostPool) -> HostHealthSnapshot {
         pool_idle,
         pool_waiting: host.in_flight().saturating_sub(in_use),
         replica_lag_ms: host.lag().measured().map(|lag| lag.as_secs_f64() * 1000.0),
+        reported_replica_lag_ms: host.lag().reported().map(|lag| lag.as_secs_f64() * 1000.0),
         lagging: host.lag().is_lagging(),
     }
 }

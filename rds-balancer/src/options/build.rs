@@ -135,10 +135,12 @@ impl RdsConnectionBuilder {
             health: self.health,
             budget,
             blue_green,
+            max_replica_lag: self.max_replica_lag,
         });
         crate::health::spawn_monitor(&cluster);
         crate::bluegreen::spawn_monitor(&cluster);
-        // Lag is measured where the engine keeps positions.
+        // Lag is measured where the engine keeps positions; a topology's reported lag counts on
+        // every engine (applied with the topology).
         if let (Some(max), Some(flavour)) = (self.max_replica_lag, flavour)
             && flavour.has_positions()
         {

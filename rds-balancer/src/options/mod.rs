@@ -290,6 +290,10 @@ impl RdsConnectionBuilder {
     /// shown in [`health()`](crate::RdsConnection::health) (`replica_lag_ms`, `lagging`). A
     /// writer that keeps no position (binary logging or GTIDs off, Aurora MySQL) gives nothing
     /// to measure. On Aurora PostgreSQL the positions are `aurora_replica_status()`'s LSNs.
+    /// A topology's reported lag ([`Instance::replica_lag`](crate::Instance::replica_lag))
+    /// counts too, on every engine: a reader lags when the measured or the reported lag says
+    /// so (`reported_replica_lag_ms` in `health()`); a topology reporting none for it leaves
+    /// the decision to the measured one.
     ///
     /// ```no_run
     /// # async fn f() -> rds_balancer::Result<()> {

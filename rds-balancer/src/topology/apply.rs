@@ -45,6 +45,7 @@ pub(crate) async fn apply(
         None
     };
     if changes.is_empty() && adopted.is_none() {
+        report_lag(cluster, &turn.hosts(), next);
         return Ok(changes);
     }
     // Network I/O: only other changes wait for this turn meanwhile.
@@ -109,7 +110,10 @@ pub(crate) async fn apply(
         done.push(change);
     }
     done.extend(adopted);
-    turn.commit(Hosts { writer, readers }, new, None, |applied| {
+    let hosts = Hosts { writer, readers };
+    // Before the readers are published: a new reader reported lagging takes no read first.
+    report_lag(cluster, &hosts, next);
+    turn.commit(hosts, new, None, |applied| {
         for change in &done {
             record(applied, change);
         }
@@ -118,6 +122,23 @@ pub(crate) async fn apply(
         tracing::info!(?change, "topology change applied");
     }
     Ok(done)
+}
+
+/// Records the replica lag `next` reports for each reader of `hosts` it names (by instance
+/// identifier; `None` when it reports none): beyond `max_replica_lag`, the reader gets no reads
+/// until a topology reports it within (see the lag module of `causal`).
+fn report_lag(cluster: &Cluster, hosts: &Hosts, next: &Topology) {
+    let max = cluster.max_replica_lag();
+    for reader in &hosts.readers {
+        let Some(instance) = next.readers().find(|i| i.id == reader.name()) else {
+            continue;
+        };
+        let was = reader.lag().is_lagging();
+        let lagging = reader.lag().report(instance.replica_lag, max);
+        if was != lagging {
+            tracing::info!(reader = %reader.name(), lag = ?instance.replica_lag, ?max, lagging, "reported replica lag crossed max_replica_lag");
+        }
+    }
 }
 
 /// Undoes what topologies did: readers they added leave scheduling, are drained and closed;

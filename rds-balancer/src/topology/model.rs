@@ -31,7 +31,9 @@ pub struct Instance {
     pub status: String,
     /// Its failover promotion tier (0 is promoted first), when known.
     pub promotion_tier: Option<i32>,
-    /// How far it lags behind the writer, when known.
+    /// How far it lags behind the writer, when known. With
+    /// [`max_replica_lag`](crate::RdsConnectionBuilder::max_replica_lag) set, a reader reported
+    /// beyond it gets no reads until a later topology reports it within.
     pub replica_lag: Option<Duration>,
     /// Its CPU use in percent, when known.
     pub cpu_percent: Option<f64>,
