@@ -45,6 +45,8 @@ const OPERATION: &str = "cluster view";
 ///   its `?` replaced by the server id; every instance has the same
 ///   [port](ClusterViewSourceBuilder::port) and the status [`AVAILABLE`](crate::AVAILABLE); the
 ///   replica lag and CPU are carried when reported (a NULL or negative lag stays unknown).
+///   With [`max_replica_lag`](crate::RdsConnectionBuilder::max_replica_lag) set, a reader
+///   reported beyond it gets no reads until a later fetch reports it within.
 /// - Rows with a NULL or empty server id, or one that cannot be part of a host name, are
 ///   skipped; NULLs and values of unexpected types in the other columns are ignored.
 ///
