@@ -4,13 +4,17 @@
 
 mod support;
 
-use rds_balancer::{ErrorKind, RdsConnection, Reason, Route, read_replica, with_route, writer};
+use std::time::Duration;
+
+use rds_balancer::{
+    ErrorKind, RdsConnection, ReadYourWrites, Reason, Route, read_replica, with_route, writer,
+};
 use sea_orm::{
     AccessMode, ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait,
     PaginatorTrait, TransactionTrait,
 };
 use support::entities::cake;
-use support::{Cluster, Kind, backend_tests, port_of, served_by, setup_in, stmt};
+use support::{Cluster, Kind, backend_tests, port_of, served_by, setup_in, setup_with, stmt};
 
 backend_tests!(
     hint_comments_route_a_single_statement,
@@ -201,7 +205,11 @@ async fn a_reader_override_refuses_writes_before_sending_them(kind: Kind) {
 
 async fn overrides_and_hints_win_over_read_your_writes(kind: Kind) {
     let cluster = Cluster::shared(kind);
-    let db = setup_in(cluster, "overrides_vs_ryw").await;
+    // A window: plain reads stay on the writer after the write whatever the replicas have
+    // replayed (position mode, the default, would send them to a replica that has the write).
+    let window = ReadYourWrites::window(Duration::from_secs(60));
+    let builder = RdsConnection::builder().read_your_writes(window);
+    let db = setup_with(cluster, "overrides_vs_ryw", builder).await;
     let writer = cluster.writer_port();
     db.execute_unprepared("INSERT INTO cake (name) VALUES ('x')")
         .await

@@ -359,7 +359,6 @@ async fn statements_set_up_small_futures(kind: Kind) {
     let in_transaction = std::mem::size_of_val(&*update);
     drop(update);
     txn.rollback().await.unwrap();
-    println!("statement future {statement} B, in a transaction {in_transaction} B");
     assert!(statement <= LIMIT, "a statement's future is {statement} B");
     assert!(
         in_transaction <= LIMIT,

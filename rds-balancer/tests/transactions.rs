@@ -5,7 +5,7 @@
 mod support;
 
 use futures_util::TryStreamExt;
-use rds_balancer::{ErrorKind, RdsTransaction, Route, with_route};
+use rds_balancer::{ErrorKind, RdsConnection, RdsTransaction, Route, with_route};
 use sea_orm::sqlx::mysql::MySqlDatabaseError;
 use sea_orm::{
     AccessMode, ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbBackend, DbErr, EntityTrait,
@@ -13,7 +13,8 @@ use sea_orm::{
 };
 use support::entities::{cake, cake_seen};
 use support::{
-    Cluster, Kind, backend_tests, from_another_task, port_in, port_of, served_by, setup_in, stmt,
+    Cluster, Kind, backend_tests, from_another_task, port_in, port_of, served_by, setup_in,
+    setup_with, stmt,
 };
 
 backend_tests!(
@@ -288,7 +289,7 @@ async fn a_read_only_transaction_is_read_only_on_the_server_too(kind: Kind) {
 
 async fn a_task_reads_its_own_writes_after_a_committed_transaction(kind: Kind) {
     let cluster = Cluster::shared(kind);
-    let db = setup_in(cluster, "txn_read_your_writes").await;
+    let db = with_window(cluster, "txn_read_your_writes").await;
     let writer = cluster.writer_port();
     cluster.assert_reader(served_by(&db).await);
 
@@ -345,7 +346,7 @@ async fn a_task_reads_its_own_writes_after_a_committed_transaction(kind: Kind) {
 
 async fn streams_are_routed_like_statements(kind: Kind) {
     let cluster = Cluster::shared(kind);
-    let db = setup_in(cluster, "streams").await;
+    let db = with_window(cluster, "streams").await;
     let writer = cluster.writer_port();
     let values: Vec<String> = (1..=50).map(|i| format!("('c{i}')")).collect();
     db.execute_unprepared(&format!(
@@ -428,4 +429,17 @@ async fn streams_are_routed_like_statements(kind: Kind) {
         ),
         Kind::MySql => assert_eq!(cluster.count_on_primary("streams"), 0),
     }
+}
+
+/// A connection whose read-your-writes is a window (plain reads stay on the writer after a
+/// write, whatever the replicas have replayed; the default, position mode, is tested in
+/// `causal_reads.rs`).
+async fn with_window(cluster: &Cluster, name: &str) -> RdsConnection {
+    let window = rds_balancer::ReadYourWrites::window(std::time::Duration::from_secs(60));
+    setup_with(
+        cluster,
+        name,
+        RdsConnection::builder().read_your_writes(window),
+    )
+    .await
 }

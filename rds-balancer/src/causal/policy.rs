@@ -27,6 +27,11 @@ const DEFAULT_MAX_WAIT: Duration = Duration::from_millis(100);
 ///   logging or GTIDs off, Aurora MySQL), its reads go to the writer for
 ///   [`FALLBACK_WINDOW`](Self::FALLBACK_WINDOW).
 ///
+/// The default, [`engine_default`](Self::engine_default), is position mode where the engine
+/// gives an exact position that rds-balancer has been tested against (PostgreSQL, MariaDB with
+/// binary logging, MySQL with GTIDs), and a 1 s window elsewhere (Aurora, engines without
+/// positions).
+///
 /// A `Duration` converts into a window (`Duration::ZERO`: off), so
 /// `.read_your_writes(Duration::from_secs(2))` reads as before.
 ///
@@ -44,15 +49,43 @@ pub struct ReadYourWrites(Mode);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
+    /// Position mode where exact and tested, else the fallback window; decided at build.
+    Auto,
     Off,
     Window(Duration),
-    Position { max_wait: Duration },
+    Position {
+        max_wait: Duration,
+    },
 }
 
 impl ReadYourWrites {
     /// In position mode, where the writer gives no comparable position: its reads go to the
     /// writer for this long after a write.
     pub const FALLBACK_WINDOW: Duration = Duration::from_secs(1);
+
+    /// The default: chosen per engine when the connection is built, from what the writer is.
+    ///
+    /// - PostgreSQL (RDS, self-managed), MariaDB with binary logging, MySQL with
+    ///   `gtid_mode=ON`: [`position`](Self::position) (100 ms `max_wait`). Exact, and a task
+    ///   that wrote reads from replicas again as soon as they have its write.
+    /// - Aurora PostgreSQL: a window of [`FALLBACK_WINDOW`](Self::FALLBACK_WINDOW). Its
+    ///   positions (`aurora_replica_status()`) are supported, but only tested against
+    ///   stand-ins; choose `position()` to use them.
+    /// - Aurora MySQL, MariaDB without binary logging, MySQL without GTIDs, or a writer that
+    ///   could not be asked when the connection was built: the same window.
+    /// - With [`max_total_connections`](crate::RdsConnectionBuilder::max_total_connections)
+    ///   set, on every engine: the same window (position mode's queries are not counted in
+    ///   that budget).
+    ///
+    /// ```
+    /// use rds_balancer::ReadYourWrites;
+    ///
+    /// assert_eq!(ReadYourWrites::default(), ReadYourWrites::engine_default());
+    /// assert_eq!(ReadYourWrites::engine_default().max_wait_time(), None); // decided at build
+    /// ```
+    pub const fn engine_default() -> Self {
+        ReadYourWrites(Mode::Auto)
+    }
 
     /// A task's reads go to replicas right after it wrote.
     ///
@@ -125,10 +158,10 @@ impl ReadYourWrites {
     }
 }
 
-/// The read-your-writes window of today's default: one second.
+/// [`ReadYourWrites::engine_default`].
 impl Default for ReadYourWrites {
     fn default() -> Self {
-        Self::window(Duration::from_secs(1))
+        Self::engine_default()
     }
 }
 

@@ -113,11 +113,19 @@ impl RdsConnectionBuilder {
             readers.push(reader);
         }
         // The engine flavour, when replication positions are needed.
-        let positions = matches!(self.read_your_writes.mode(), Mode::Position { .. })
-            || self.max_replica_lag.is_some();
-        let flavour = match positions {
-            true => Some(fetch::flavour(writer.conn()).await?),
-            false => None,
+        let flavour = match self.read_your_writes.mode() {
+            Mode::Position { .. } => Some(fetch::flavour(writer.conn()).await?),
+            _ if self.max_replica_lag.is_some() => Some(fetch::flavour(writer.conn()).await?),
+            // Position queries would take connections outside the budget: a window.
+            Mode::Auto if self.max_total_connections.is_some() => None,
+            // The default must not fail a build the window never would have.
+            Mode::Auto => fetch::flavour(writer.conn())
+                .await
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "engine flavour not read: read-your-writes uses a window")
+                })
+                .ok(),
+            Mode::Off | Mode::Window(_) => None,
         };
         let (sticky, causal) =
             read_your_writes(self.read_your_writes, writer.conn(), flavour).await?;
@@ -169,7 +177,7 @@ impl RdsConnectionBuilder {
         match self.read_your_writes.mode() {
             Mode::Window(window) => settings::bounded("read_your_writes", window)?,
             Mode::Position { max_wait } => settings::bounded("max_wait", max_wait)?,
-            Mode::Off => {}
+            Mode::Off | Mode::Auto => {}
         }
         if let Some(max) = self.max_replica_lag {
             settings::positive("max_replica_lag", max)?;
@@ -209,29 +217,47 @@ async fn open_reader(
 /// The backend of a pool, or `None` for one rds-balancer cannot route (SQLite, mock, or a
 /// `Disconnected` placeholder, on which SeaORM's own `get_database_backend` would panic).
 /// The read-your-writes table, and position mode's state when it is on: the writer is asked
-/// for its position once, and one that keeps none falls back to a window.
+/// for its position once, and one that keeps none falls back to a window. The engine default
+/// is position mode on the engines it was tested against, a window elsewhere.
 async fn read_your_writes(
     policy: ReadYourWrites,
     writer: &DatabaseConnection,
     flavour: Option<Flavour>,
 ) -> Result<(Sticky, Option<Causal>)> {
-    let (max_wait, flavour) = match (policy.mode(), flavour) {
+    let window = || Ok((Sticky::new(ReadYourWrites::FALLBACK_WINDOW), None));
+    let (max_wait, flavour, chosen) = match (policy.mode(), flavour) {
         (Mode::Off, _) => return Ok((Sticky::new(Duration::ZERO), None)),
         (Mode::Window(window), _) => return Ok((Sticky::new(window), None)),
-        (Mode::Position { max_wait }, Some(flavour)) => (max_wait, flavour),
+        (Mode::Position { max_wait }, Some(flavour)) => (max_wait, flavour, true),
+        (Mode::Auto, Some(flavour @ (Flavour::Postgres | Flavour::MariaDb | Flavour::MySql))) => {
+            let max_wait = ReadYourWrites::position().max_wait_time();
+            (max_wait.unwrap_or_default(), flavour, false)
+        }
+        // Aurora (positions tested on stand-ins only), a flavour not read, or a connection
+        // budget (position queries are not counted in it): a window.
+        (Mode::Auto, _) => return window(),
         // The caller reads the flavour whenever positions are needed: not reached.
-        (Mode::Position { .. }, None) => {
-            return Ok((Sticky::new(ReadYourWrites::FALLBACK_WINDOW), None));
+        (Mode::Position { .. }, None) => return window(),
+    };
+    let position = match fetch::writer_position(writer, flavour).await {
+        Ok(position) => position,
+        Err(error) if chosen => return Err(error.into()),
+        // The default must not fail a build the window never would have.
+        Err(error) => {
+            tracing::warn!(%error, "replication position not read: read-your-writes uses a window");
+            None
         }
     };
-    if fetch::writer_position(writer, flavour).await?.is_none() {
+    if position.is_none() {
         let window = ReadYourWrites::FALLBACK_WINDOW;
-        tracing::warn!(
-            ?flavour,
-            ?window,
-            "read-your-writes by position: the writer keeps no replication position to compare \
-             (binary logging or GTIDs off, or Aurora MySQL); a window is used instead"
-        );
+        if chosen {
+            tracing::warn!(
+                ?flavour,
+                ?window,
+                "read-your-writes by position: the writer keeps no replication position to \
+                 compare (binary logging or GTIDs off, or Aurora MySQL); a window is used instead"
+            );
+        }
         return Ok((Sticky::new(window), None));
     }
     Ok((Sticky::by_position(), Some(Causal::new(max_wait, flavour))))
@@ -313,6 +339,28 @@ mod tests {
             format!("{sticky:?}").contains(&format!("Window({window})")),
             "{sticky:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_engine_default_is_a_window_on_aurora_and_without_a_flavour() {
+        // A disconnected placeholder (a statement on it would panic): none is sent.
+        let writer = DatabaseConnection::default();
+        let window = format!("Window({})", ReadYourWrites::FALLBACK_WINDOW.as_millis());
+        for flavour in [
+            Some(Flavour::AuroraPostgres),
+            Some(Flavour::AuroraMySql),
+            // The flavour could not be read.
+            None,
+        ] {
+            let (sticky, causal) = read_your_writes(ReadYourWrites::default(), &writer, flavour)
+                .await
+                .expect("the default never fails the build");
+            assert!(causal.is_none(), "{flavour:?}");
+            assert!(
+                format!("{sticky:?}").contains(&window),
+                "{flavour:?}: {sticky:?}"
+            );
+        }
     }
 
     #[tokio::test]

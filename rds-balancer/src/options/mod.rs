@@ -239,13 +239,16 @@ impl RdsConnectionBuilder {
     }
 
     /// How a task's reads see its own writes ([`ReadYourWrites`]): for a window after it wrote
-    /// they go to the writer (a `Duration`, the default: 1 s; `Duration::ZERO` is off), or, with
-    /// [`ReadYourWrites::position`], to a replica that has replayed the write.
+    /// they go to the writer (a `Duration`; `Duration::ZERO` is off), or, with
+    /// [`ReadYourWrites::position`], to a replica that has replayed the write. The default,
+    /// [`ReadYourWrites::engine_default`], is position mode where the engine gives an exact
+    /// position (PostgreSQL, MariaDB with binary logging, MySQL with GTIDs) and a 1 s window
+    /// elsewhere.
     ///
     /// Position mode asks the writer for its position when `build` runs: a writer that keeps
     /// none (MariaDB without binary logging, MySQL without GTIDs) falls back to a window of
     /// [`ReadYourWrites::FALLBACK_WINDOW`] (logged as a warning); a writer that cannot be asked
-    /// fails the build.
+    /// fails the build (the default falls back to the window instead).
     ///
     /// "A task" is the tokio task that ran the write (a request handler, typically), or the
     /// thread outside a task. Reads of other tasks are not affected; route overrides
