@@ -195,11 +195,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         name(cake.served_by.map_or(0, i64::from))
     );
     println!(
-        "SELECT right after, same task            -> {} (read-your-writes)",
+        "SELECT right after, same task            -> {} (read-your-writes: a replica that \
+         has replayed the insert, else the writer)",
         name(who_reads(&db).await?)
     );
-    // Read-your-writes holds a task's reads on the writer for 1 s after it wrote.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     for _ in 0..4 {
         println!(
             "SELECT (plain read)                      -> {}",
