@@ -24,7 +24,7 @@
 use std::env::{self, VarError};
 use std::time::{Duration, Instant};
 
-use rds_balancer::RdsConnection;
+use rds_balancer::{RdsConnection, ReadYourWrites};
 use rds_balancer_testkit::PgCluster;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement, TransactionSession,
@@ -184,6 +184,10 @@ async fn main() {
         .writer_connection(plain_writer.clone())
         .reader_connection(plain.clone())
         .sqlx_logging(false)
+        // The routing layer's own cost: a window, as before position mode became the default
+        // (which adds a background query for the writer's position after writes, at most one
+        // per 5 ms, on the very connection the plain side uses).
+        .read_your_writes(ReadYourWrites::window(Duration::from_secs(1)))
         .build()
         .await
         .expect("connect");
