@@ -105,18 +105,31 @@ pub(crate) async fn writer_position(
 }
 
 /// What a replica has replayed. `Ok(None)`: it is not replaying (a primary, or a promoted
-/// replica: it has nothing of the writer's to compare).
+/// replica: it has nothing of the writer's to compare, and never will).
+///
+/// A promoted replica keeps the position it had replayed (PostgreSQL's
+/// `pg_last_wal_replay_lsn()` stays where recovery ended, MariaDB's `@@gtid_slave_pos` where
+/// the applier stopped), so the query checks that it still replicates: PostgreSQL, that it is
+/// in recovery; MariaDB, that it is read-only or runs an applier (`Slaves_running`: a replica
+/// whose applier is paused stays read-only, a promoted one is made writable, with its
+/// replication stopped). A replica that only lags, or has stopped receiving, keeps a position.
 pub(crate) async fn replayed_position(
     conn: &DatabaseConnection,
     flavour: Flavour,
 ) -> Result<Option<Position>, sea_orm::DbErr> {
     let sql = match flavour {
-        Flavour::Postgres => "SELECT pg_last_wal_replay_lsn()::text",
+        Flavour::Postgres => {
+            "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END"
+        }
         Flavour::AuroraPostgres => {
             "SELECT current_read_lsn::text FROM aurora_replica_status() \
              WHERE server_id = aurora_db_instance_identifier()"
         }
-        Flavour::MariaDb => "SELECT @@gtid_slave_pos",
+        // `OR` stops at a read-only server: the status table is read only for a writable one.
+        Flavour::MariaDb => {
+            "SELECT IF(@@read_only OR (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME = 'SLAVES_RUNNING') > 0, @@gtid_slave_pos, NULL)"
+        }
         Flavour::MySql => "SELECT @@global.gtid_executed",
         Flavour::AuroraMySql => return Ok(None),
     };

@@ -28,7 +28,7 @@ pub(crate) use self::fetch::Flavour;
 pub(crate) use self::lag::{ReplicaLag, spawn_monitor as spawn_lag_monitor};
 pub(crate) use self::policy::Mode;
 pub use self::policy::ReadYourWrites;
-pub(crate) use self::replayed::Replayed;
+pub(crate) use self::replayed::{Replay, Replayed};
 pub use self::scope::with_position;
 pub(crate) use self::scope::{is_required, required};
 pub(crate) use self::writer::{Fetched, WriterPosition};

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::position::Position;
 
-/// A reader's replayed position as last read (`None`: not read yet, or it gave none).
+/// A reader's replayed position as last read (`None`: not read yet).
 #[derive(Debug, Default)]
 pub(crate) struct Replayed {
     latest: Mutex<Option<Read>>,
@@ -17,18 +17,42 @@ pub(crate) struct Replayed {
 struct Read {
     /// When the query that read it was sent.
     sent: Instant,
-    position: Option<Position>,
+    replay: Replay,
+}
+
+/// What one read of a reader's replayed position gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// It had replayed up to here.
+    At(Position),
+    /// It replays nothing of the writer's anymore (a promoted replica, a primary): it will
+    /// not catch up, however long a read waits.
+    Stopped,
+    /// Not read: the query failed or took too long.
+    Unknown,
 }
 
 impl Replayed {
     /// Whether the reader had replayed `target` when last read.
     pub(crate) fn has(&self, target: &Position) -> bool {
+        matches!(
+            self.latest().map(|read| read.replay),
+            Some(Replay::At(replayed)) if target.reached_by(&replayed)
+        )
+    }
+
+    /// Whether the reader may still catch up: unless its last read said it replays nothing
+    /// anymore (a reader not read yet, or whose read failed, may).
+    pub(crate) fn may_catch_up(&self) -> bool {
+        self.latest()
+            .is_none_or(|read| read.replay != Replay::Stopped)
+    }
+
+    fn latest(&self) -> Option<Read> {
         self.latest
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .and_then(|read| read.position.as_ref())
-            .is_some_and(|replayed| target.reached_by(replayed))
+            .clone()
     }
 
     /// Reads the position again with `fetch`, unless a read sent at or after `since` is
@@ -37,7 +61,7 @@ impl Replayed {
     pub(crate) async fn refresh<F, Fut>(&self, since: Instant, fetch: F)
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Option<Position>>,
+        Fut: Future<Output = Replay>,
     {
         if self.fresh_since(since) {
             return;
@@ -47,10 +71,10 @@ impl Replayed {
             return;
         }
         let sent = Instant::now();
-        let position = fetch().await;
+        let replay = fetch().await;
         let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
         if latest.as_ref().is_none_or(|held| held.sent < sent) {
-            *latest = Some(Read { sent, position });
+            *latest = Some(Read { sent, replay });
         }
     }
 
@@ -74,12 +98,13 @@ mod tests {
         let replayed = Replayed::default();
         let target = Position::lsn_at(100);
         assert!(!replayed.has(&target), "unknown is not caught up");
+        assert!(replayed.may_catch_up(), "not read yet: it may");
         let reads = AtomicU32::new(0);
         let fetch = |at: u64| {
             let reads = &reads;
             move || async move {
                 reads.fetch_add(1, Ordering::SeqCst);
-                Some(Position::lsn_at(at))
+                Replay::At(Position::lsn_at(at))
             }
         };
         let asked = Instant::now();
@@ -91,8 +116,16 @@ mod tests {
         replayed.refresh(Instant::now(), fetch(150)).await;
         assert_eq!(reads.load(Ordering::SeqCst), 2);
         assert!(replayed.has(&target));
-        // A reader that stopped replaying (promoted) has nothing to compare.
-        replayed.refresh(Instant::now(), || async { None }).await;
-        assert!(!replayed.has(&target));
+        assert!(replayed.may_catch_up());
+        // A read that failed: nothing to compare, but it may still catch up.
+        replayed
+            .refresh(Instant::now(), || async { Replay::Unknown })
+            .await;
+        assert!(!replayed.has(&target) && replayed.may_catch_up());
+        // A reader that stopped replaying (promoted) has nothing to compare, and never will.
+        replayed
+            .refresh(Instant::now(), || async { Replay::Stopped })
+            .await;
+        assert!(!replayed.has(&target) && !replayed.may_catch_up());
     }
 }

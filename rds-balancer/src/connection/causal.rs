@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 
 use super::RdsConnection;
 use super::router::Routed;
-use crate::causal::{Causal, Fetched, Flavour, fetch};
+use crate::causal::{Causal, Fetched, Flavour, Replay, fetch};
 use crate::error::Error;
 use crate::pool::HostPool;
 use crate::position::Position;
@@ -137,7 +137,10 @@ impl RdsConnection {
                 return Ok(self.routed(guard, decision, operation));
             }
             let now = Instant::now();
-            if now >= deadline || hosts.readers.is_empty() {
+            // No reader left that may catch up (none at all, or every one replays nothing
+            // anymore: promoted): the writer, without waiting out `max_wait`. A reader that
+            // joins meanwhile is read on the next turn, as `hosts` is read again.
+            if now >= deadline || !hosts.readers.iter().any(|r| r.replayed().may_catch_up()) {
                 return self.admit(held, operation, None);
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
@@ -193,31 +196,36 @@ impl RdsConnection {
 
 /// The writer's position now, or `None` (logged) when it could not be read in time.
 async fn writer_position(writer: &HostPool, flavour: Flavour) -> Option<Position> {
-    in_time(writer, fetch::writer_position(writer.conn(), flavour)).await
+    in_time(writer, fetch::writer_position(writer.conn(), flavour))
+        .await
+        .flatten()
 }
 
 /// Reads every reader's replayed position, unless one read since `since` is known.
 async fn refresh(causal: &Causal, readers: &[Arc<HostPool>], since: Instant) {
     let schedulable = readers.iter().filter(|r| r.health().is_schedulable());
     join_all(schedulable.map(|reader| {
-        let read = || {
-            in_time(
-                reader,
-                fetch::replayed_position(reader.conn(), causal.flavour),
-            )
+        let read = || async {
+            let read = fetch::replayed_position(reader.conn(), causal.flavour);
+            match in_time(reader, read).await {
+                Some(Some(position)) => Replay::At(position),
+                Some(None) => Replay::Stopped,
+                None => Replay::Unknown,
+            }
         };
         reader.replayed().refresh(since, read)
     }))
     .await;
 }
 
-/// The position `read` gives from `host` within [`FETCH_TIMEOUT`], or `None` (logged).
+/// What `read` gives from `host` within [`FETCH_TIMEOUT`] (`Some(None)`: the server keeps
+/// no position), or `None` (logged) when it failed or took longer.
 async fn in_time(
     host: &HostPool,
     read: impl Future<Output = Result<Option<Position>, sea_orm::DbErr>>,
-) -> Option<Position> {
+) -> Option<Option<Position>> {
     match tokio::time::timeout(FETCH_TIMEOUT, read).await {
-        Ok(Ok(position)) => position,
+        Ok(Ok(position)) => Some(position),
         Ok(Err(error)) => {
             tracing::debug!(host = %host.name(), %error, "replication position not read");
             None
