@@ -104,16 +104,28 @@ pub(crate) async fn writer_position(
     }))
 }
 
-/// What a replica has replayed. `Ok(None)`: it is not replaying (a primary, or a promoted
-/// replica: it has nothing of the writer's to compare, and never will).
-///
-/// A promoted replica keeps the position it had replayed (PostgreSQL's
-/// `pg_last_wal_replay_lsn()` stays where recovery ended, MariaDB's `@@gtid_slave_pos` where
-/// the applier stopped), so the query checks that it still replicates: PostgreSQL, that it is
-/// in recovery; MariaDB, that it is read-only or runs an applier (`Slaves_running`: a replica
-/// whose applier is paused stays read-only, a promoted one is made writable, with its
-/// replication stopped). A replica that only lags, or has stopped receiving, keeps a position.
+/// What a replica has replayed. `Ok(None)`: it is not replaying (a primary). A promoted
+/// replica keeps the position it had replayed (PostgreSQL's `pg_last_wal_replay_lsn()` stays
+/// where recovery ended, MariaDB's `@@gtid_slave_pos` where the applier stopped): for the lag
+/// monitor, it falls behind like a replica that stopped.
 pub(crate) async fn replayed_position(
+    conn: &DatabaseConnection,
+    flavour: Flavour,
+) -> Result<Option<Position>, sea_orm::DbErr> {
+    let sql = match flavour {
+        Flavour::Postgres => "SELECT pg_last_wal_replay_lsn()::text",
+        Flavour::MariaDb => "SELECT @@gtid_slave_pos",
+        _ => return replayed_while_replicating(conn, flavour).await,
+    };
+    replayed(conn, sql, flavour).await
+}
+
+/// [`replayed_position`], but `Ok(None)` as well for a replica that replicates no more (a
+/// promoted one): for a read waiting for it to catch up, which it never will. PostgreSQL: in
+/// recovery; MariaDB: read-only or running an applier (`Slaves_running`: a replica whose
+/// applier is paused stays read-only, a promoted one is made writable with its replication
+/// stopped). A replica that only lags, or has stopped receiving, keeps a position.
+pub(crate) async fn replayed_while_replicating(
     conn: &DatabaseConnection,
     flavour: Flavour,
 ) -> Result<Option<Position>, sea_orm::DbErr> {
@@ -133,6 +145,14 @@ pub(crate) async fn replayed_position(
         Flavour::MySql => "SELECT @@global.gtid_executed",
         Flavour::AuroraMySql => return Ok(None),
     };
+    replayed(conn, sql, flavour).await
+}
+
+async fn replayed(
+    conn: &DatabaseConnection,
+    sql: &str,
+    flavour: Flavour,
+) -> Result<Option<Position>, sea_orm::DbErr> {
     Ok(text(conn, sql)
         .await?
         .and_then(|found| parse(&found, flavour)))
@@ -215,6 +235,8 @@ mod tests {
         let written = writer_position(&conn, Flavour::AuroraMySql).await;
         assert!(matches!(written, Ok(None)), "{written:?}");
         let replayed = replayed_position(&conn, Flavour::AuroraMySql).await;
+        assert!(matches!(replayed, Ok(None)), "{replayed:?}");
+        let replayed = replayed_while_replicating(&conn, Flavour::AuroraMySql).await;
         assert!(matches!(replayed, Ok(None)), "{replayed:?}");
     }
 }

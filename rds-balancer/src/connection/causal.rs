@@ -206,7 +206,7 @@ async fn refresh(causal: &Causal, readers: &[Arc<HostPool>], since: Instant) {
     let schedulable = readers.iter().filter(|r| r.health().is_schedulable());
     join_all(schedulable.map(|reader| {
         let read = || async {
-            let read = fetch::replayed_position(reader.conn(), causal.flavour);
+            let read = fetch::replayed_while_replicating(reader.conn(), causal.flavour);
             match in_time(reader, read).await {
                 Some(Some(position)) => Replay::At(position),
                 Some(None) => Replay::Stopped,
