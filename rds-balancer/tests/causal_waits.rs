@@ -1,8 +1,9 @@
 //! Read-your-writes by replication position, while a read waits for the replica: the replica
 //! leaves the topology, or is promoted, and the read goes to the writer at once rather than
-//! waiting out a long `max_wait` for a replica that will never catch up. On PostgreSQL and on
-//! MariaDB (each test body runs on both), each test on a cluster of its own. Every read asks
-//! the server which host served it and whether it has the task's row.
+//! waiting out a long `max_wait` for a replica that will never catch up; a reader that joins
+//! with the task's row serves it at once. On PostgreSQL and on MariaDB (each test body runs on
+//! both), each test on a cluster of its own. Every read asks the server which host served it
+//! and whether it has the task's row.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test bodies outside #[test] fns
 
@@ -19,7 +20,9 @@ backend_tests!(
     #[multi_thread]
     a_read_waiting_on_a_replica_removed_from_the_topology_goes_to_the_writer,
     #[multi_thread]
-    a_read_waiting_on_a_replica_that_is_promoted_goes_to_the_writer
+    a_read_waiting_on_a_replica_that_is_promoted_goes_to_the_writer,
+    #[multi_thread]
+    a_read_waiting_on_a_replica_goes_to_a_reader_that_joins_with_its_row
 );
 
 /// Far longer than any test should take: a read still waiting for it has hung.
@@ -150,6 +153,44 @@ async fn a_read_waiting_on_a_replica_that_is_promoted_goes_to_the_writer(kind: K
     let (port, found) = promptly(task, promoted).await;
     assert!(found, "the read-back missed its own row");
     assert_eq!(port, writer_port, "not served by the writer");
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+}
+
+async fn a_read_waiting_on_a_replica_goes_to_a_reader_that_joins_with_its_row(kind: Kind) {
+    let cluster = Cluster::start(kind, 2);
+    let db = connect(&cluster).await;
+    let paused = cluster.pause_replay(0);
+    let mut task = write_then_read(&db, &cluster, "joined").await;
+    assert_waiting(&mut task).await;
+
+    // The second replica replays on: it joins the topology once it has the row.
+    let joining = cluster.replicas()[1];
+    let sql = "SELECT count(*) FROM cake WHERE name = 'joined'";
+    let replayed = |node: Node<'_>| match node {
+        Node::Postgres(n) => n.psql("waits", sql).unwrap(),
+        Node::MySql(n) => n.sql("waits", sql).unwrap(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while replayed(joining).trim() != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "{} never had the row",
+            joining.name()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    db.apply_topology(&Topology::new(vec![
+        writer(cluster.primary()),
+        reader(cluster.replicas()[0]),
+        reader(joining),
+    ]))
+    .await
+    .unwrap();
+    let joined = Instant::now();
+    let (port, found) = promptly(task, joined).await;
+    assert!(found, "the read-back missed its own row");
+    assert_eq!(port, joining.port(), "not served by the reader that joined");
+    drop(paused);
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }
 
