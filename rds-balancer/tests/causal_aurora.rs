@@ -14,7 +14,7 @@ use std::time::Duration;
 use rds_balancer::{Position, RdsConnection, RdsConnectionBuilder, ReadYourWrites, with_position};
 use sea_orm::ConnectionTrait;
 use support::health::until;
-use support::{Cluster, Kind, port_in, served_by, stmt};
+use support::{Cluster, Kind, Writes, port_in, served_by, stmt};
 
 /// Aurora PostgreSQL's functions, as stand-ins (created on the primary, replicated):
 ///
@@ -178,18 +178,7 @@ async fn an_aurora_reader_beyond_max_replica_lag_gets_no_reads_until_it_catches_
     let paused = cluster.pause_replay(0);
     // Writes from another task until stopped: the paused reader's current_read_lsn falls
     // behind.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writes = tokio::spawn({
-        let (db, stop) = (db.clone(), std::sync::Arc::clone(&stop));
-        async move {
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                db.execute_unprepared("INSERT INTO cake (name) VALUES ('other')")
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    });
+    let writes = Writes::start(db.clone(), 10);
     until(
         &db,
         "the paused reader to lag beyond max_replica_lag",
@@ -206,8 +195,7 @@ async fn an_aurora_reader_beyond_max_replica_lag_gets_no_reads_until_it_catches_
     drop(paused);
     until(&db, "the reader to catch up", || !reader(&db).lagging).await;
     assert_eq!(served_by(&db).await, replica);
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    writes.await.unwrap();
+    writes.stop().await;
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rds_balancer::{Position, RdsConnection, RdsConnectionBuilder, ReadYourWrites, with_position};
 use sea_orm::ConnectionTrait;
 use support::health::until;
-use support::{Cluster, Kind, backend_tests, port_in, served_by, stmt};
+use support::{Cluster, Kind, Writes, backend_tests, port_in, served_by, stmt};
 
 backend_tests!(
     #[multi_thread]
@@ -331,32 +331,4 @@ async fn a_read_long_after_a_write_goes_to_the_replica_that_has_it_while_others_
         "the replica had the write, but the read waited for later writes of other tasks"
     );
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
-}
-
-/// A task inserting a row through `db` every few milliseconds until stopped.
-struct Writes {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Writes {
-    fn start(db: RdsConnection, every_ms: u64) -> Writes {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopped = std::sync::Arc::clone(&stop);
-        let task = tokio::spawn(async move {
-            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
-                db.execute_unprepared("INSERT INTO cake (name) VALUES ('other')")
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(every_ms)).await;
-            }
-        });
-        Writes { stop, task }
-    }
-
-    /// Stops it; fails the test if one of its writes failed.
-    async fn stop(self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.task.await.unwrap();
-    }
 }

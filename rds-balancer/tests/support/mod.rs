@@ -14,11 +14,13 @@ pub mod entities;
 pub mod health;
 #[cfg(feature = "rds-api")]
 pub mod rds;
+mod writes;
 
 pub(crate) use self::backend::backend_tests;
 pub use self::backend::{
     Cluster, Kind, MYSQL_PASSWORD, MYSQL_USER, Node, port_in, port_of, try_port_of,
 };
+pub use self::writes::Writes;
 
 use rds_balancer::RdsConnection;
 use rds_balancer_testkit::PgCluster;
