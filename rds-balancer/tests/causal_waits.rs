@@ -1,7 +1,8 @@
 //! Read-your-writes by replication position, while a read waits for the replica: the replica
 //! leaves the topology, or is promoted, and the read goes to the writer at once rather than
 //! waiting out a long `max_wait` for a replica that will never catch up; a reader that joins
-//! with the task's row serves it at once. On PostgreSQL and on MariaDB (each test body runs on
+//! with the task's row serves it at once, and one that joins without it serves no read until
+//! it has caught up. On PostgreSQL and on MariaDB (each test body runs on
 //! both), each test on a cluster of its own. Every read asks the server which host served it
 //! and whether it has the task's row.
 
@@ -22,7 +23,9 @@ backend_tests!(
     #[multi_thread]
     a_read_waiting_on_a_replica_that_is_promoted_goes_to_the_writer,
     #[multi_thread]
-    a_read_waiting_on_a_replica_goes_to_a_reader_that_joins_with_its_row
+    a_read_waiting_on_a_replica_goes_to_a_reader_that_joins_with_its_row,
+    #[multi_thread]
+    a_reader_that_joins_behind_a_covered_write_takes_reads_only_once_caught_up
 );
 
 /// Far longer than any test should take: a read still waiting for it has hung.
@@ -58,10 +61,20 @@ async fn connect(cluster: &Cluster) -> RdsConnection {
     ]))
     .await
     .expect("apply the topology");
-    // A task that did not write reads on the replica: it is the connection's reader.
+    // A task that did not write reads on the replica once it caught up with its joining: it
+    // is the connection's reader.
     let port = tokio::spawn({
-        let db = db.clone();
-        async move { served_by(&db).await }
+        let (db, replica) = (db.clone(), replica.port());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let port = served_by(&db).await;
+                if port != replica && Instant::now() < deadline {
+                    continue;
+                }
+                break port;
+            }
+        }
     });
     assert_eq!(port.await.unwrap(), replica.port());
     db
@@ -191,6 +204,73 @@ async fn a_read_waiting_on_a_replica_goes_to_a_reader_that_joins_with_its_row(ki
     assert!(found, "the read-back missed its own row");
     assert_eq!(port, joining.port(), "not served by the reader that joined");
     drop(paused);
+    assert!(db.shutdown(Duration::from_secs(10)).await.drained);
+}
+
+/// Once every reader has a task's write, the task's reads go anywhere again without a check.
+/// A reader that joins after that, behind the write, must not serve them: it takes no read
+/// until it has replayed the writer's position as of its joining.
+async fn a_reader_that_joins_behind_a_covered_write_takes_reads_only_once_caught_up(kind: Kind) {
+    let cluster = Cluster::start(kind, 2);
+    let db = connect(&cluster).await;
+    let (first, late) = (cluster.replicas()[0].port(), cluster.replicas()[1]);
+    // The replica that joins later replays nothing of the write.
+    let paused = cluster.pause_replay(1);
+    let (covered, was_covered) = tokio::sync::oneshot::channel();
+    let (joined, has_joined) = tokio::sync::oneshot::channel::<()>();
+    // One task (read-your-writes is per task): writes, reads its row back from the one reader
+    // once it has it (then every reader has it), then reads again after the other joins.
+    let task = tokio::spawn({
+        let (db, expr) = (db.clone(), cluster.port_expr());
+        async move {
+            db.execute_unprepared("INSERT INTO cake (name) VALUES ('covered')")
+                .await
+                .unwrap();
+            let sql = format!(
+                "SELECT {expr} AS port, (SELECT count(*) FROM cake WHERE name = 'covered') AS n"
+            );
+            let read = async || {
+                let row = db.query_one_raw(stmt(&db, &sql)).await.unwrap().unwrap();
+                let found = row.try_get::<i64>("", "n").unwrap() > 0;
+                (port_in(&row).unwrap(), found)
+            };
+            let back = read().await;
+            covered.send(back).unwrap();
+            has_joined.await.unwrap();
+            let mut after = Vec::new();
+            for _ in 0..20 {
+                after.push(read().await);
+            }
+            after
+        }
+    });
+    assert_eq!(
+        was_covered.await.unwrap(),
+        (first, true),
+        "read back from the reader"
+    );
+    db.apply_topology(&Topology::new(vec![
+        writer(cluster.primary()),
+        reader(cluster.replicas()[0]),
+        reader(late),
+    ]))
+    .await
+    .unwrap();
+    joined.send(()).unwrap();
+    for (port, found) in task.await.unwrap() {
+        assert!(found, "read from {port}, which lacks the task's row");
+        assert_ne!(port, late.port());
+    }
+
+    // Caught up, it takes reads.
+    drop(paused);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while served_by(&db).await != late.port() {
+        assert!(
+            Instant::now() < deadline,
+            "the caught-up reader takes no reads"
+        );
+    }
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }
 

@@ -15,6 +15,7 @@
 //! [`Sticky::by_position`]: crate::route::Sticky::by_position
 
 pub(crate) mod fetch;
+mod join;
 mod lag;
 mod policy;
 mod replayed;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use self::fetch::Flavour;
+pub(crate) use self::join::{JoinGate, hold as hold_joining};
 pub(crate) use self::lag::{ReplicaLag, spawn_monitor as spawn_lag_monitor};
 pub(crate) use self::policy::Mode;
 pub use self::policy::ReadYourWrites;

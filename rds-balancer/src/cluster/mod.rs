@@ -21,6 +21,7 @@ pub(crate) use self::lifecycle::Lifecycle;
 pub use self::shutdown::ShutdownReport;
 use crate::bluegreen::BlueGreen;
 use crate::budget::Budget;
+use crate::causal::Flavour;
 use crate::error::{Error, Result};
 use crate::failover::Failover;
 use crate::health::HealthOptions;
@@ -43,6 +44,9 @@ pub(crate) struct Parts {
     pub(crate) budget: Option<Arc<Budget>>,
     pub(crate) blue_green: Option<Arc<BlueGreen>>,
     pub(crate) max_replica_lag: Option<Duration>,
+    /// Position mode's engine flavour, when it is on: readers that join are held out until
+    /// they catch up with their joining.
+    pub(crate) positions: Option<Flavour>,
 }
 
 /// The hosts of one connection and everything that keeps them in line.
@@ -67,6 +71,7 @@ pub(crate) struct Cluster {
     blue_green: Option<Arc<BlueGreen>>,
     /// Readers lagging beyond it (measured or reported by a topology) get no reads.
     max_replica_lag: Option<Duration>,
+    positions: Option<Flavour>,
     /// Serialises changes to the hosts: held across the I/O that opens a change's pools, and
     /// waited for by other changes only (never by routing or shutdown).
     turn: tokio::sync::Mutex<()>,
@@ -100,6 +105,7 @@ impl Cluster {
             budget: parts.budget,
             blue_green: parts.blue_green,
             max_replica_lag: parts.max_replica_lag,
+            positions: parts.positions,
             turn: tokio::sync::Mutex::new(()),
             record: Mutex::new(Record {
                 applied: Topology::default(),
@@ -150,6 +156,11 @@ impl Cluster {
     /// The replica lag beyond which a reader gets no reads, if set.
     pub(crate) fn max_replica_lag(&self) -> Option<Duration> {
         self.max_replica_lag
+    }
+
+    /// Position mode's engine flavour, when it is on.
+    pub(crate) fn positions(&self) -> Option<Flavour> {
+        self.positions
     }
 
     /// The background tasks and the token that stops them.
@@ -236,7 +247,10 @@ impl Cluster {
 }
 
 /// Whether `reader` takes reads: healthy enough to schedule, and not lagging beyond
-/// `max_replica_lag` (measured or reported by a topology).
+/// `max_replica_lag` (measured or reported by a topology), and not catching up with its
+/// joining (position mode).
 fn is_readable(reader: &HostPool) -> bool {
-    reader.health().is_schedulable() && !reader.lag().is_lagging()
+    reader.health().is_schedulable()
+        && !reader.lag().is_lagging()
+        && !reader.join_gate().is_closed()
 }

@@ -144,6 +144,7 @@ impl RdsConnectionBuilder {
             budget,
             blue_green,
             max_replica_lag: self.max_replica_lag,
+            positions: causal.as_ref().map(|causal| causal.flavour),
         });
         crate::health::spawn_monitor(&cluster);
         crate::bluegreen::spawn_monitor(&cluster);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
-use crate::causal::{Replayed, ReplicaLag};
+use crate::causal::{JoinGate, Replayed, ReplicaLag};
 use crate::credentials::Renewal;
 use crate::health::{HealthOptions, HostHealth, ProbeError};
 
@@ -57,6 +57,8 @@ pub(crate) struct HostPool {
     replayed: Replayed,
     /// Its replica lag, as last measured (lag-aware readers).
     lag: ReplicaLag,
+    /// Closed while it catches up with its joining (causal reads).
+    join_gate: JoinGate,
 }
 
 impl std::fmt::Debug for HostPool {
@@ -94,6 +96,7 @@ impl HostPool {
             marked,
             replayed: Replayed::default(),
             lag: ReplicaLag::default(),
+            join_gate: JoinGate::default(),
         })
     }
 
@@ -136,6 +139,11 @@ impl HostPool {
     /// Its replica lag, as last measured (lag-aware readers).
     pub(crate) fn lag(&self) -> &ReplicaLag {
         &self.lag
+    }
+
+    /// Whether it is held out of reads until it catches up with its joining (causal reads).
+    pub(crate) fn join_gate(&self) -> &JoinGate {
+        &self.join_gate
     }
 
     pub(crate) fn health(&self) -> &HostHealth {

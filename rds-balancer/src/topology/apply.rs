@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use super::{Instance, Topology, TopologyChange, diff};
+use crate::causal;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::pool::{HostFactory, Hosts, Opened, Origin, Role, is_host_down, open_or_lazily};
@@ -110,6 +111,16 @@ pub(crate) async fn apply(
         done.push(change);
     }
     done.extend(adopted);
+    // Before the readers are published: in position mode, a new reader takes no read until it
+    // has caught up with its joining (tasks whose writes every reader had read anywhere).
+    let joining: Vec<_> = match cluster.positions() {
+        Some(flavour) => new
+            .iter()
+            .filter(|host| host.role() == Role::Reader)
+            .map(|reader| causal::hold_joining(reader, Arc::clone(&writer), flavour))
+            .collect(),
+        None => Vec::new(),
+    };
     let hosts = Hosts { writer, readers };
     // Before the readers are published: a new reader reported lagging takes no read first.
     report_lag(cluster, &hosts, next);
@@ -118,6 +129,9 @@ pub(crate) async fn apply(
             record(applied, change);
         }
     })?;
+    for let_in in joining {
+        cluster.lifecycle().spawn_until_stopped(let_in);
+    }
     for change in &done {
         tracing::info!(?change, "topology change applied");
     }
