@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use self::fetch::Flavour;
-pub(crate) use self::join::{JoinGate, hold as hold_joining};
+pub(crate) use self::join::{JoinGate, hold as hold_joining, let_in as let_joining_in};
 pub(crate) use self::lag::{ReplicaLag, spawn_monitor as spawn_lag_monitor};
 pub(crate) use self::policy::Mode;
 pub use self::policy::ReadYourWrites;

@@ -121,9 +121,12 @@ impl RdsConnection {
         let mut pause = PACE.0;
         loop {
             let has = |reader: &HostPool| reader.replayed().has(&target);
+            // The readers in service now (not as of the last refresh): a reader that joined
+            // meanwhile is judged too, or it might lack what this covers.
+            let current = cluster.hosts();
             if let Some(covers) = covers
-                && !hosts.readers.is_empty()
-                && hosts.readers.iter().all(|r| has(r))
+                && !current.readers.is_empty()
+                && current.readers.iter().all(|r| has(r))
             {
                 // Every reader has these writes: their tasks read anywhere again.
                 router.sticky.cover(covers);

@@ -117,7 +117,8 @@ pub(crate) async fn apply(
         Some(flavour) => new
             .iter()
             .filter(|host| host.role() == Role::Reader)
-            .map(|reader| causal::hold_joining(reader, Arc::clone(&writer), flavour))
+            .inspect(|reader| causal::hold_joining(reader))
+            .map(|reader| (Arc::clone(reader), Arc::clone(&writer), flavour))
             .collect(),
         None => Vec::new(),
     };
@@ -129,8 +130,13 @@ pub(crate) async fn apply(
             record(applied, change);
         }
     })?;
-    for let_in in joining {
-        cluster.lifecycle().spawn_until_stopped(let_in);
+    // Published: the readers that have caught up take reads when this returns, the others
+    // once they have.
+    let checks = joining.iter().map(|(reader, writer, flavour)| {
+        causal::let_joining_in(reader, Arc::clone(writer), *flavour)
+    });
+    for rest in join_all(checks).await.into_iter().flatten() {
+        cluster.lifecycle().spawn_until_stopped(rest);
     }
     for change in &done {
         tracing::info!(?change, "topology change applied");
