@@ -12,7 +12,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rds_balancer::{BalancerOptions, ErrorKind, Instance, RdsConnection, Topology};
+use rds_balancer::{
+    BalancerOptions, ErrorKind, HealthState, HostRole, Instance, RdsConnection, Topology,
+};
 use rds_balancer_testkit::RdsEmulator;
 use sea_orm::sqlx::mysql::{MySqlConnection, MySqlDatabaseError};
 use sea_orm::sqlx::{Connection, Row};
@@ -530,15 +532,25 @@ async fn a_writer_demoted_to_read_only_fails_over_to_a_writer_that_accepts_write
         db.topology().await.writer().map(|w| w.id.clone()),
         Some(ids[1].clone())
     );
-    // The demoted writer is a reader now (read-only, not dead): it serves reads.
+    // The demoted writer is a reader now, and healthy (read-only, not dead). It replicates
+    // nothing of the new writer's, so position mode (the default) keeps reads off it: they go
+    // to the new writer, which has every write.
     let start = Instant::now();
-    while from_another_task(&db, |db| async move { served_by(&db).await }).await != old {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no read reached the demoted writer; {:#?}",
-            db.health()
-        );
+    while !db
+        .health()
+        .hosts
+        .iter()
+        .any(|h| h.role == HostRole::Reader && h.state == HealthState::Healthy)
+    {
+        assert!(start.elapsed() < DEADLINE, "{:#?}", db.health());
         tokio::time::sleep(POLL).await;
+    }
+    for _ in 0..5 {
+        let port = from_another_task(&db, |db| async move { served_by(&db).await }).await;
+        assert_eq!(
+            port, new,
+            "a read reached the demoted writer, which lacks new writes"
+        );
     }
     // Nothing was written on the demoted writer: only the first cake, from before.
     let on_old = node_admin(
