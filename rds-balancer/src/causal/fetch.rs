@@ -19,9 +19,16 @@
 //! A query that fails or returns `NULL` gives `None`: the caller then reads from the writer,
 //! never from a replica it cannot prove has the write.
 
+use std::future::Future;
+use std::time::Duration;
+
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 
+use crate::pool::HostPool;
 use crate::position::Position;
+
+/// How long one position query may take before it counts as not read.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Which engine answers: MySQL and MariaDB share SeaORM's backend but not their positions, and
 /// Aurora's are its own.
@@ -156,6 +163,23 @@ async fn replayed(
     Ok(text(conn, sql)
         .await?
         .and_then(|found| parse(&found, flavour)))
+}
+
+/// What `read` (one of the queries above, on `host`) gives within [`FETCH_TIMEOUT`]
+/// (`Some(None)`: the server keeps no position), or `None` (logged) when it failed or took
+/// longer.
+pub(crate) async fn in_time(
+    host: &HostPool,
+    read: impl Future<Output = Result<Option<Position>, sea_orm::DbErr>>,
+) -> Option<Option<Position>> {
+    match tokio::time::timeout(FETCH_TIMEOUT, read).await {
+        Ok(Ok(position)) => Some(position),
+        Ok(Err(error)) => {
+            tracing::debug!(host = %host.name(), %error, "replication position not read");
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 fn parse(text: &str, flavour: Flavour) -> Option<Position> {

@@ -6,16 +6,14 @@
 //! takes no read at all until it has replayed what the writer had when it joined, which is at
 //! least every covered write.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::fetch::{self, Flavour};
 use crate::pool::HostPool;
 use crate::position::Position;
 
-/// How long one position query may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 /// The pause between two checks of a joining reader: doubling from the first, up to the last.
 const PACE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(1));
 /// How long applying a topology waits for a joining reader to catch up before it leaves the
@@ -54,67 +52,63 @@ pub(crate) async fn let_in(
     flavour: Flavour,
 ) -> Option<impl Future<Output = ()> + Send + 'static> {
     // Read after the reader was published: at least every write covered without it.
-    let target = read(fetch::writer_position(writer.conn(), flavour)).await;
-    if let Some(target) = &target {
-        // A healthy replica is a few milliseconds behind a busy writer: give it a moment.
-        let deadline = Instant::now() + AT_ONCE;
-        let mut pause = PACE.0;
-        loop {
-            if caught_up(reader, target, flavour).await {
-                reader.join_gate().set(false);
-                return None;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(PACE.1);
-        }
-    }
-    let reader = Arc::downgrade(reader);
-    Some(async move { check_until_caught_up(reader, writer, target, flavour).await })
-}
-
-async fn check_until_caught_up(
-    reader: Weak<HostPool>,
-    writer: Arc<HostPool>,
-    mut target: Option<Position>,
-    flavour: Flavour,
-) {
+    let mut target = None;
+    // A healthy replica is a few milliseconds behind a busy writer: give it a moment.
+    let deadline = Instant::now() + AT_ONCE;
     let mut pause = PACE.0;
     loop {
-        tokio::time::sleep(pause).await;
+        if opened(reader, &writer, &mut target, flavour).await {
+            return None;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(PACE.1);
-        let Some(host) = reader.upgrade() else {
-            return;
-        };
-        if target.is_none() {
-            target = read(fetch::writer_position(writer.conn(), flavour)).await;
-        }
-        if let Some(target) = &target
-            && caught_up(&host, target, flavour).await
-        {
-            host.join_gate().set(false);
-            tracing::info!(reader = %host.name(), "joining reader caught up: it takes reads");
-            return;
-        }
     }
+    let reader = Arc::downgrade(reader);
+    Some(async move {
+        loop {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(PACE.1);
+            let Some(host) = reader.upgrade() else {
+                return;
+            };
+            if opened(&host, &writer, &mut target, flavour).await {
+                tracing::info!(reader = %host.name(), "joining reader caught up: it takes reads");
+                return;
+            }
+        }
+    })
 }
 
-/// Whether `reader` has replayed `target`.
-async fn caught_up(reader: &HostPool, target: &Position, flavour: Flavour) -> bool {
-    read(fetch::replayed_position(reader.conn(), flavour))
-        .await
-        .is_some_and(|replayed| target.reached_by(&replayed))
+/// One check of a joining `reader`: reads the writer's position into `target` unless read
+/// already, then opens the reader's gate if it has replayed it. Whether it did.
+async fn opened(
+    reader: &HostPool,
+    writer: &HostPool,
+    target: &mut Option<Position>,
+    flavour: Flavour,
+) -> bool {
+    if target.is_none() {
+        *target = position(writer, fetch::writer_position(writer.conn(), flavour)).await;
+    }
+    let Some(target) = target.as_ref() else {
+        return false;
+    };
+    let replayed = position(reader, fetch::replayed_position(reader.conn(), flavour)).await;
+    let caught_up = replayed.is_some_and(|replayed| target.reached_by(&replayed));
+    if caught_up {
+        reader.join_gate().set(false);
+    }
+    caught_up
 }
 
-/// The position `query` gives within [`FETCH_TIMEOUT`], or `None`.
-async fn read(
+/// The position `query` on `host` gives in time, or `None`.
+async fn position(
+    host: &HostPool,
     query: impl Future<Output = Result<Option<Position>, sea_orm::DbErr>>,
 ) -> Option<Position> {
-    match tokio::time::timeout(FETCH_TIMEOUT, query).await {
-        Ok(Ok(position)) => position,
-        _ => None,
-    }
+    fetch::in_time(host, query).await.flatten()
 }

@@ -13,7 +13,7 @@ pub(crate) struct Replayed {
     turn: tokio::sync::Mutex<()>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Read {
     /// When the query that read it was sent.
     sent: Instant,
@@ -35,24 +35,21 @@ pub(crate) enum Replay {
 impl Replayed {
     /// Whether the reader had replayed `target` when last read.
     pub(crate) fn has(&self, target: &Position) -> bool {
-        matches!(
-            self.latest().map(|read| read.replay),
-            Some(Replay::At(replayed)) if target.reached_by(&replayed)
+        self.last(
+            |replay| matches!(replay, Some(Replay::At(replayed)) if target.reached_by(replayed)),
         )
     }
 
     /// Whether the reader may still catch up: unless its last read said it replays nothing
     /// anymore (a reader not read yet, or whose read failed, may).
     pub(crate) fn may_catch_up(&self) -> bool {
-        self.latest()
-            .is_none_or(|read| read.replay != Replay::Stopped)
+        self.last(|replay| replay != Some(&Replay::Stopped))
     }
 
-    fn latest(&self) -> Option<Read> {
-        self.latest
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// `judge` of the last read (`None`: not read yet), without copying it.
+    fn last<T>(&self, judge: impl FnOnce(Option<&Replay>) -> T) -> T {
+        let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        judge(latest.as_ref().map(|read| &read.replay))
     }
 
     /// Reads the position again with `fetch`, unless a read sent at or after `since` is

@@ -1,7 +1,6 @@
 //! Causal reads: a read of a task that wrote goes to a reader that has replayed its write,
 //! waiting up to `max_wait` for one, else to the writer.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +14,6 @@ use crate::pool::HostPool;
 use crate::position::Position;
 use crate::route::{Decision, Route, Why};
 
-/// How long one position query may take before the read goes to the writer.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 /// The pause between two reads of the readers' positions while a read waits: doubling from
 /// the first, up to the last.
 const PACE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(8));
@@ -199,7 +196,7 @@ impl RdsConnection {
 
 /// The writer's position now, or `None` (logged) when it could not be read in time.
 async fn writer_position(writer: &HostPool, flavour: Flavour) -> Option<Position> {
-    in_time(writer, fetch::writer_position(writer.conn(), flavour))
+    fetch::in_time(writer, fetch::writer_position(writer.conn(), flavour))
         .await
         .flatten()
 }
@@ -210,7 +207,7 @@ async fn refresh(causal: &Causal, readers: &[Arc<HostPool>], since: Instant) {
     join_all(schedulable.map(|reader| {
         let read = || async {
             let read = fetch::replayed_while_replicating(reader.conn(), causal.flavour);
-            match in_time(reader, read).await {
+            match fetch::in_time(reader, read).await {
                 Some(Some(position)) => Replay::At(position),
                 Some(None) => Replay::Stopped,
                 None => Replay::Unknown,
@@ -219,20 +216,4 @@ async fn refresh(causal: &Causal, readers: &[Arc<HostPool>], since: Instant) {
         reader.replayed().refresh(since, read)
     }))
     .await;
-}
-
-/// What `read` gives from `host` within [`FETCH_TIMEOUT`] (`Some(None)`: the server keeps
-/// no position), or `None` (logged) when it failed or took longer.
-async fn in_time(
-    host: &HostPool,
-    read: impl Future<Output = Result<Option<Position>, sea_orm::DbErr>>,
-) -> Option<Option<Position>> {
-    match tokio::time::timeout(FETCH_TIMEOUT, read).await {
-        Ok(Ok(position)) => Some(position),
-        Ok(Err(error)) => {
-            tracing::debug!(host = %host.name(), %error, "replication position not read");
-            None
-        }
-        Err(_) => None,
-    }
 }

@@ -112,18 +112,17 @@ pub(crate) async fn apply(
     }
     done.extend(adopted);
     // Before the readers are published: in position mode, a new reader takes no read until it
-    // has caught up with its joining (tasks whose writes every reader had read anywhere).
-    let joining: Vec<_> = match cluster.positions() {
-        Some(flavour) => new
-            .iter()
-            .filter(|host| host.role() == Role::Reader)
-            .inspect(|reader| causal::hold_joining(reader))
-            .map(|reader| (Arc::clone(reader), Arc::clone(&writer), flavour))
-            .collect(),
-        None => Vec::new(),
-    };
+    // has caught up with its joining (tasks whose writes every reader had read anywhere), and
+    // one reported lagging takes no read first.
+    let positions = cluster.positions();
+    let joining: Vec<_> = new
+        .iter()
+        .filter(|host| positions.is_some() && host.role() == Role::Reader)
+        .inspect(|reader| causal::hold_joining(reader))
+        .cloned()
+        .collect();
+    let writer_now = Arc::clone(&writer);
     let hosts = Hosts { writer, readers };
-    // Before the readers are published: a new reader reported lagging takes no read first.
     report_lag(cluster, &hosts, next);
     turn.commit(hosts, new, None, |applied| {
         for change in &done {
@@ -132,11 +131,13 @@ pub(crate) async fn apply(
     })?;
     // Published: the readers that have caught up take reads when this returns, the others
     // once they have.
-    let checks = joining.iter().map(|(reader, writer, flavour)| {
-        causal::let_joining_in(reader, Arc::clone(writer), *flavour)
-    });
-    for rest in join_all(checks).await.into_iter().flatten() {
-        cluster.lifecycle().spawn_until_stopped(rest);
+    if let Some(flavour) = positions {
+        let checks = joining
+            .iter()
+            .map(|reader| causal::let_joining_in(reader, Arc::clone(&writer_now), flavour));
+        for rest in join_all(checks).await.into_iter().flatten() {
+            cluster.lifecycle().spawn_until_stopped(rest);
+        }
     }
     for change in &done {
         tracing::info!(?change, "topology change applied");
