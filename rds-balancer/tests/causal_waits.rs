@@ -12,8 +12,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rds_balancer::{Instance, RdsConnection, ReadYourWrites, Topology};
+use rds_balancer::{RdsConnection, ReadYourWrites, Topology};
 use sea_orm::ConnectionTrait;
+use support::health::until_served_by;
 use support::{Cluster, Kind, Node, backend_tests, node_admin, port_in, served_by, stmt};
 use tokio::task::JoinHandle;
 
@@ -35,12 +36,15 @@ const PROMPTLY: Duration = Duration::from_secs(5);
 /// Long enough for a read that is not held back to have finished many times over.
 const STILL_WAITING: Duration = Duration::from_millis(300);
 
-fn writer(node: Node<'_>) -> Instance {
-    Instance::writer(node.name()).with_endpoint("127.0.0.1", node.port())
-}
-
-fn reader(node: Node<'_>) -> Instance {
-    Instance::reader(node.name()).with_endpoint("127.0.0.1", node.port())
+/// Applies a topology of the primary of `cluster` as writer and `readers`.
+async fn apply(db: &RdsConnection, cluster: &Cluster, readers: &[Node<'_>]) {
+    let writer = cluster.primary().as_writer();
+    let readers = readers.iter().map(Node::as_reader);
+    db.apply_topology(&Topology::new(
+        std::iter::once(writer).chain(readers).collect(),
+    ))
+    .await
+    .expect("apply the topology");
 }
 
 /// Database `waits` on `cluster` and a position-mode connection to it with [`MAX_WAIT`]: the
@@ -55,12 +59,7 @@ async fn connect(cluster: &Cluster) -> RdsConnection {
         .await
         .expect("connect");
     let replica = cluster.replicas()[0];
-    db.apply_topology(&Topology::new(vec![
-        writer(cluster.primary()),
-        reader(replica),
-    ]))
-    .await
-    .expect("apply the topology");
+    apply(&db, cluster, &[replica]).await;
     // A task that did not write reads on the replica: it is the connection's reader, caught
     // up with its joining when the topology was applied.
     let port = tokio::spawn({
@@ -130,9 +129,7 @@ async fn a_read_waiting_on_a_replica_removed_from_the_topology_goes_to_the_write
     let mut task = write_then_read(&db, &cluster, "removed").await;
     assert_waiting(&mut task).await;
 
-    db.apply_topology(&Topology::new(vec![writer(cluster.primary())]))
-        .await
-        .unwrap();
+    apply(&db, &cluster, &[]).await;
     let removed = Instant::now();
     let (port, found) = promptly(task, removed).await;
     assert_eq!(port, writer_port, "not served by the writer");
@@ -183,13 +180,7 @@ async fn a_read_waiting_on_a_replica_goes_to_a_reader_that_joins_with_its_row(ki
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    db.apply_topology(&Topology::new(vec![
-        writer(cluster.primary()),
-        reader(cluster.replicas()[0]),
-        reader(joining),
-    ]))
-    .await
-    .unwrap();
+    apply(&db, &cluster, &[cluster.replicas()[0], joining]).await;
     let joined = Instant::now();
     let (port, found) = promptly(task, joined).await;
     assert!(found, "the read-back missed its own row");
@@ -240,13 +231,7 @@ async fn a_reader_that_joins_behind_a_covered_write_takes_reads_only_once_caught
         (first, true),
         "read back from the reader"
     );
-    db.apply_topology(&Topology::new(vec![
-        writer(cluster.primary()),
-        reader(cluster.replicas()[0]),
-        reader(late),
-    ]))
-    .await
-    .unwrap();
+    apply(&db, &cluster, &[cluster.replicas()[0], late]).await;
     joined.send(()).unwrap();
     for (port, found) in task.await.unwrap() {
         assert!(found, "read from {port}, which lacks the task's row");
@@ -255,13 +240,7 @@ async fn a_reader_that_joins_behind_a_covered_write_takes_reads_only_once_caught
 
     // Caught up, it takes reads.
     drop(paused);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while served_by(&db).await != late.port() {
-        assert!(
-            Instant::now() < deadline,
-            "the caught-up reader takes no reads"
-        );
-    }
+    until_served_by(&db, late.port()).await;
     assert!(db.shutdown(Duration::from_secs(10)).await.drained);
 }
 

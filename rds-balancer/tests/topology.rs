@@ -27,11 +27,11 @@ backend_tests!(
 );
 
 fn writer(node: Node<'_>) -> Instance {
-    Instance::writer(node.name()).with_endpoint("127.0.0.1", node.port())
+    node.as_writer()
 }
 
 fn reader(node: Node<'_>) -> Instance {
-    Instance::reader(node.name()).with_endpoint("127.0.0.1", node.port())
+    node.as_reader()
 }
 
 /// A fresh database `db` and a connection to it that knows only the writer. Read-your-writes is

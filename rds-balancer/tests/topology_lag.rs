@@ -17,12 +17,12 @@ backend_tests!(a_reader_reported_beyond_max_replica_lag_gets_no_reads_until_repo
 const MAX: Duration = Duration::from_secs(2);
 
 fn writer(node: Node<'_>) -> Instance {
-    Instance::writer(node.name()).with_endpoint("127.0.0.1", node.port())
+    node.as_writer()
 }
 
 /// Reader `node`, reported `lag` behind (`None`: no lag reported).
 fn reader(node: Node<'_>, lag: Option<Duration>) -> Instance {
-    let instance = Instance::reader(node.name()).with_endpoint("127.0.0.1", node.port());
+    let instance = node.as_reader();
     match lag {
         Some(lag) => instance.with_replica_lag(lag),
         None => instance,

@@ -341,6 +341,16 @@ impl Node<'_> {
         }
     }
 
+    /// This node as a topology's writer instance (named as the node, on loopback).
+    pub fn as_writer(&self) -> rds_balancer::Instance {
+        rds_balancer::Instance::writer(self.name()).with_endpoint("127.0.0.1", self.port())
+    }
+
+    /// This node as a topology's reader instance (named as the node, on loopback).
+    pub fn as_reader(&self) -> rds_balancer::Instance {
+        rds_balancer::Instance::reader(self.name()).with_endpoint("127.0.0.1", self.port())
+    }
+
     /// The URL of database `db` on this node, as the tests' user.
     pub fn url(&self, db: &str) -> String {
         match self {
